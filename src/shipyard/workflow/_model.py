@@ -228,6 +228,8 @@ class Triggers:
     workflow_dispatch: dict[str, InputSpec] | None = None
     workflow_call: WorkflowCall | None = None
     schedule: tuple[Schedule, ...] = ()
+    # ``types:`` of the other events that have activity types (issues, release, ...).
+    activity_types: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
