@@ -164,7 +164,7 @@ def summary_table(result: Any) -> Table:
     """A table of every job (and its steps) of a local run, with durations."""
     table = Table(title=None, show_lines=False, pad_edge=False, box=None, expand=False)
     table.add_column("", no_wrap=True)
-    table.add_column("workflow / job / step")
+    table.add_column("workflow / job / step", no_wrap=True, overflow="ellipsis", max_width=90)
     table.add_column("duration", justify="right", no_wrap=True)
     table.add_column("result", no_wrap=True)
     for run in result.runs:
