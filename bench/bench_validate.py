@@ -140,7 +140,7 @@ def time_library(root: Path) -> tuple[float, float, int]:
 
 
 def time_cli(root: Path) -> float | None:
-    exe = shutil.which("shipyard")
+    exe = shutil.which("shipyard") or shutil.which("shipyard", path=str(Path(sys.executable).parent))
     if exe is None:
         return None
     times = []

@@ -9,7 +9,6 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from tests.helpers.gitrepo import git, make_repo, write
 
 SHIPYARD = [sys.executable, "-m", "shipyard"]

@@ -102,7 +102,7 @@ def repo_info(
     if subdir:
         repository = f"{repository.partition('/')[0]}/{Path(subdir).name}"
     fmt = _git(root, "log", "-1", "--format=%an%x00%ae%x00%cI%x00%B", head).split("\x00", 3)
-    author_name, author_email, timestamp, message = (fmt + ["", "", "", ""])[:4]
+    author_name, author_email, timestamp, message = [*fmt, "", "", "", ""][:4]
     actor = os.environ.get("GITHUB_ACTOR") or author_name or os.environ.get("USER", "shipyard")
     return RepoInfo(
         root=root, sha=sha, ref=ref, repository=repository, actor=actor,

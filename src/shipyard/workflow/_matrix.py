@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
 from collections.abc import Mapping
@@ -46,10 +47,8 @@ def expand_matrix(strategy: Strategy | None, ctx: EvalContext) -> list[dict[str,
     if isinstance(matrix, str) and isinstance(strategy.matrix, Value):
         # ``matrix: ${{ needs.a.outputs.m }}`` yields a JSON string; GitHub expects fromJSON,
         # but a string holding a JSON object is the obvious intent.
-        try:
+        with contextlib.suppress(ValueError):
             matrix = json.loads(matrix)
-        except ValueError:
-            pass
     if not isinstance(matrix, Mapping):
         raise MatrixError(f"matrix must be a mapping, got {_kind(matrix)}", location)
     axes: dict[str, list[Any]] = {}

@@ -17,7 +17,7 @@ from typing import Any, Protocol
 from shipyard.workflow._model import Job, Workflow
 
 
-class Conclusion(str, enum.Enum):
+class Conclusion(enum.StrEnum):
     """How a step or job ended (GitHub's names; ``needs.<id>.result`` uses these)."""
 
     SUCCESS = "success"

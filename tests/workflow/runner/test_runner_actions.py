@@ -93,7 +93,7 @@ class TestBuiltinActions:
         assert rep.step_lines(1) == ["exported hello octocat", "probe-tool-ran", "***"]
         # Post steps run in reverse order at the end, even though the job failed.
         names = [e[3] for e in rep.events if e[0] == "step_started"]
-        assert names[-2:] == ["Post probe second", "Post probe first"]
+        assert names[-2:] == ["Post Run Test/Probe@v1", "Post Run Test/Probe@v1"]
         assert rep.step_lines(3) == ["post two"]
         assert rep.step_lines(4) == ["post one from-main"]
         assert [s.index for s in result.steps] == [0, 1, 2, 3, 4]
@@ -116,7 +116,7 @@ class TestBuiltinActions:
             tmp_path, actions=ACTIONS,
         )
         assert result.steps[0].error == "the probe was told to fail"
-        assert result.steps[1].name == "Post probe cleanup"
+        assert result.steps[1].name == "Post Run test/probe@main"
         assert rep.step_lines(1) == ["cleanup saw failure"]
         assert result.conclusion is Conclusion.FAILURE
 

@@ -59,6 +59,7 @@ def run_uses(
     final = _builtin_inputs(job, builtin, inputs, ctx)
     env = job.process_env(env_ctx, action)
     host = ActionHost(job, index, env, limits)
+    host.step_name = result.name
     try:
         builtin.run(host, final)
     except StepStopped:
@@ -132,6 +133,8 @@ class ActionHost:
         self.outputs: dict[str, str] = {}
         self.effects = CommandEffects(outputs=self.outputs)
         self.stopped: Stop | None = None
+        # GitHub names a post step after the step that registered it.
+        self.step_name: str | None = None
 
     def log(self, line: str) -> None:
         self._job.log.line(self._index, line)
@@ -159,7 +162,8 @@ class ActionHost:
         self._job.masker.add(value)
 
     def add_post_step(self, name: str, fn: Callable[[StepHost], None]) -> None:
-        self._job.post_steps.append(PostStep(name, fn, self.effects.state))
+        title = f"Post {self.step_name}" if self.step_name else name
+        self._job.post_steps.append(PostStep(title, fn, self.effects.state))
 
     def job_status(self) -> Conclusion:
         return self._job.status()
