@@ -135,6 +135,7 @@ def run(
     reporter = ConsoleReporter(console, show_logs=not quiet, fold=fold)
     local = LocalRun(options, reporter)
     reporter.log_dir = local.run_dir / "logs"
+    reporter.start()
     try:
         result = local.run()
     except KeyboardInterrupt:

@@ -11,10 +11,13 @@ from __future__ import annotations
 import re
 import sys
 import threading
+import time
 from pathlib import Path
 from typing import IO, Any
 
-from rich.console import Console
+from rich.console import Console, Group, RenderableType
+from rich.live import Live
+from rich.spinner import Spinner
 from rich.table import Table
 from rich.text import Text
 
@@ -57,7 +60,33 @@ class ConsoleReporter:
         self._in_group: dict[str, bool] = {}
         self._files: dict[str, IO[str]] = {}
         self._out = self.console.file if self.console.file is not None else sys.stdout
-        self._plain = not self.console.is_terminal and self.console.no_color
+        # key -> (current step, when the job started, when the step started)
+        self._running: dict[str, tuple[str, float, float]] = {}
+        self._live: Live | None = None
+
+    def start(self) -> None:
+        """On a terminal, keep a live footer of the running jobs and their current step."""
+        if self.console.is_terminal and not self.console.is_dumb_terminal:
+            self._live = Live(
+                get_renderable=self._footer, console=self.console, refresh_per_second=8,
+                transient=True, redirect_stdout=False, redirect_stderr=False,
+            )
+            self._live.start()
+
+    def _footer(self) -> RenderableType:
+        now = time.monotonic()
+        rows: list[RenderableType] = []
+        for key, (step, job_t0, step_t0) in list(self._running.items()):
+            line = Text()
+            line.append(f"{key}", style=f"bold {self._colors.get(key, 'white')}")
+            line.append(f"  {_fmt_duration(now - job_t0)}", style="bright_black")
+            if step:
+                line.append(f"  \u203a {step}", style="white")
+                line.append(f"  {_fmt_duration(now - step_t0)}", style="bright_black")
+            rows.append(Group(Spinner("dots", text=line, style="cyan")))
+        if not rows:
+            return Text("")
+        return Group(Text(f"{len(rows)} job(s) running", style="bold"), *rows)
 
     # -- Reporter ------------------------------------------------------------------
 
@@ -65,11 +94,15 @@ class ConsoleReporter:
         with self._lock:
             self._color(key)
             self._width = max(self._width, min(len(key), 28))
+            now = time.monotonic()
+            self._running[key] = ("", now, now)
             self._emit(key, Text("▶ job started", style="bold"))
 
     def step_started(self, key: str, index: int, name: str) -> None:
         with self._lock:
             self._in_group[key] = False
+            if key in self._running:
+                self._running[key] = (name, self._running[key][1], time.monotonic())
             self._emit(key, Text(f"● {name}", style="bold"))
             self._write_file(key, f"##[step] {name}\n")
 
@@ -109,6 +142,7 @@ class ConsoleReporter:
     def job_finished(self, key: str, result: JobResult) -> None:
         with self._lock:
             self._color(key)
+            self._running.pop(key, None)
             icon, style = _ICONS[result.conclusion]
             text = Text(f"{icon} job {result.conclusion.value}", style=f"bold {style}")
             if result.duration:
@@ -154,6 +188,9 @@ class ConsoleReporter:
         f.write(data)
 
     def close(self) -> None:
+        if self._live is not None:
+            self._live.stop()
+            self._live = None
         with self._lock:
             for f in self._files.values():
                 f.close()
