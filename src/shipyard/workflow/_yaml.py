@@ -26,7 +26,7 @@ from shipyard.workflow._yaml_source import (
 )
 
 try:  # libyaml is several times faster; PyYAML built without it still works
-    from yaml.cyaml import CParser as _Parser  # type: ignore[import-untyped, unused-ignore]
+    from yaml.cyaml import CParser as _Parser  # type: ignore[import-untyped, attr-defined, unused-ignore]
 except ImportError:  # pragma: no cover - depends on how PyYAML was built
     from yaml.parser import Parser as _PyParser  # type: ignore[import-untyped, unused-ignore]
     from yaml.reader import Reader as _PyReader  # type: ignore[import-untyped, unused-ignore]
