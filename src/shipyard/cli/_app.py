@@ -148,7 +148,7 @@ def run(
     finally:
         reporter.close()
     console.print()
-    console.print(summary_table(result))
+    console.print(summary_table(result, console.width))
     icon = "✓" if result.conclusion.value == "success" else "✗"
     style = "green" if result.conclusion.value == "success" else "red"
     console.print(

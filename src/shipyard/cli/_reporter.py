@@ -197,13 +197,15 @@ class ConsoleReporter:
             self._files.clear()
 
 
-def summary_table(result: Any) -> Table:
+def summary_table(result: Any, width: int = 100) -> Table:
     """A table of every job (and its steps) of a local run, with durations."""
     table = Table(title=None, show_lines=False, pad_edge=False, box=None, expand=False)
-    table.add_column("", no_wrap=True)
-    table.add_column("workflow / job / step", no_wrap=True, overflow="ellipsis", max_width=90)
-    table.add_column("duration", justify="right", no_wrap=True)
-    table.add_column("result", no_wrap=True)
+    table.add_column("", no_wrap=True, min_width=1)
+    table.add_column(
+        "workflow / job / step", no_wrap=True, overflow="ellipsis", max_width=max(20, width - 26)
+    )
+    table.add_column("duration", justify="right", no_wrap=True, min_width=8)
+    table.add_column("result", no_wrap=True, min_width=9)
     for run in result.runs:
         icon, style = _ICONS[run.conclusion]
         table.add_row(Text(icon, style=style), Text(run.workflow.display_name, style="bold"),
