@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+
 from tests.helpers.gitrepo import git, make_repo, write
 
 SHIPYARD = [sys.executable, "-m", "shipyard"]
