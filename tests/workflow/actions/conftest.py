@@ -7,9 +7,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from tests.workflow.actions._host import Host
 
 from shipyard.workflow.actions import LocalArtifactStore, LocalCacheStore, RunServices
+from tests.workflow.actions._host import Host
 
 
 @pytest.fixture

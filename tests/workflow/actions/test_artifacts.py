@@ -8,10 +8,10 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
-from tests.workflow.actions._host import Host
 
 from shipyard.errors import ActionError
 from shipyard.workflow.actions import RunServices
+from tests.workflow.actions._host import Host
 
 
 def write(root: Path, rel: str, content: str = "x") -> None:

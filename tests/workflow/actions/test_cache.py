@@ -7,11 +7,11 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from tests.workflow.actions._host import Host
 
 from shipyard.errors import ActionError
 from shipyard.workflow._runtime import Conclusion
 from shipyard.workflow.actions import RunServices
+from tests.workflow.actions._host import Host
 
 
 def fill(host: Host, rel: str = "deps", content: str = "built") -> None:

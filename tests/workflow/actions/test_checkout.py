@@ -7,11 +7,11 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from tests.helpers.gitrepo import git
-from tests.workflow.actions._host import Host
 
 from shipyard.errors import ActionError
 from shipyard.workflow._runtime import CheckoutSource
+from tests.helpers.gitrepo import git
+from tests.workflow.actions._host import Host
 
 
 @pytest.fixture

@@ -9,8 +9,6 @@ import sys
 from pathlib import Path
 
 import pytest
-from tests.helpers.gitrepo import git
-from tests.helpers.jobrun import run_job
 
 from shipyard.workflow._parser import load_workflow
 from shipyard.workflow._runtime import CheckoutSource, Conclusion
@@ -20,6 +18,8 @@ from shipyard.workflow.actions import (
     LocalCacheStore,
     RunServices,
 )
+from tests.helpers.gitrepo import git
+from tests.helpers.jobrun import run_job
 
 EXAMPLE = Path(__file__).resolve().parents[3] / "examples" / "pylib"
 WORKFLOW = EXAMPLE / ".github" / "workflows" / "ci.yml"

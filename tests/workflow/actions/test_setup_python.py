@@ -10,11 +10,11 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from tests.workflow.actions._host import Host
 
 from shipyard.errors import ActionError
 from shipyard.workflow.actions._pyfind import Interpreter, PythonFinder, VersionSpec
 from shipyard.workflow.actions._setup_python import SetupPython, read_version_file
+from tests.workflow.actions._host import Host
 
 FINDER = PythonFinder()
 INSTALLED = FINDER.find_all(os.environ, [])

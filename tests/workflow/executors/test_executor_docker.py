@@ -6,11 +6,11 @@ import time
 from pathlib import Path
 
 import pytest
-from tests.helpers.docker_images import docker_executor, ensure_busybox_image, ensure_httpd_image
-from tests.helpers.jobrun import run_job
 
 from shipyard.errors import ExecutorError
 from shipyard.workflow._runtime import Conclusion
+from tests.helpers.docker_images import docker_executor, ensure_busybox_image, ensure_httpd_image
+from tests.helpers.jobrun import run_job
 
 pytestmark = pytest.mark.docker
 

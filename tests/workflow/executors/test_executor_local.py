@@ -7,11 +7,11 @@ import time
 from pathlib import Path
 
 import pytest
-from tests.helpers.jobrun import pid_gone, run_job
 
 from shipyard.errors import ExecutorError
 from shipyard.workflow._runtime import Conclusion
 from shipyard.workflow.executors import JobPaths, JobSpec, LocalExecutor, Process, get_executor
+from tests.helpers.jobrun import pid_gone, run_job
 
 
 def _read_all(proc: Process) -> bytes:

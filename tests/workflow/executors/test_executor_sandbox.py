@@ -9,10 +9,10 @@ import time
 from pathlib import Path
 
 import pytest
-from tests.helpers.jobrun import run_job, sandbox_executor
 
 from shipyard.errors import ExecutorError
 from shipyard.workflow._runtime import Conclusion
+from tests.helpers.jobrun import run_job, sandbox_executor
 
 pytestmark = pytest.mark.sandbox
 

@@ -6,12 +6,12 @@ from collections.abc import Mapping
 from pathlib import Path
 
 import pytest
-from tests.helpers.gitrepo import git, make_repo
-from tests.helpers.jobrun import run_job
 
 from shipyard.errors import ActionError
 from shipyard.workflow._runtime import Annotation, CheckoutSource, Conclusion, StepHost
 from shipyard.workflow.actions import BUILTIN_ACTIONS, ActionInputDef
+from tests.helpers.gitrepo import git, make_repo
+from tests.helpers.jobrun import run_job
 
 
 class HostProbe:

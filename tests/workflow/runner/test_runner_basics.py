@@ -8,11 +8,10 @@ import os
 import time
 from pathlib import Path
 
-from tests.helpers.jobrun import GITHUB, RecordingReporter, pid_gone, request, run_job, workflow
-
 from shipyard.workflow._runtime import Conclusion
 from shipyard.workflow.executors import LocalExecutor
 from shipyard.workflow.runner import JobRunner
+from tests.helpers.jobrun import GITHUB, RecordingReporter, pid_gone, request, run_job, workflow
 
 
 class TestEnvironment:

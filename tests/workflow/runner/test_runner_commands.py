@@ -5,11 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from tests.helpers.jobrun import run_job
 
 from shipyard.errors import WorkflowError
 from shipyard.workflow._runtime import Annotation, Conclusion
 from shipyard.workflow.runner import Masker, parse_command, parse_key_values
+from tests.helpers.jobrun import run_job
 
 
 def _job(script: str) -> str:

@@ -8,11 +8,10 @@ import threading
 import time
 from pathlib import Path
 
-from tests.helpers.jobrun import request, run_job, workflow
-
 from shipyard.workflow._runtime import Conclusion, JobResult, StepResult
 from shipyard.workflow.executors import LocalExecutor
 from shipyard.workflow.runner import JobRunner
+from tests.helpers.jobrun import request, run_job, workflow
 
 
 class HashingReporter:

@@ -5,11 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from tests.helpers.jobrun import run_job
 
 from shipyard.errors import WorkflowError
 from shipyard.workflow._runtime import Conclusion
 from shipyard.workflow.runner import resolve_shell
+from tests.helpers.jobrun import run_job
 
 
 def _has(*names: str):  # type: ignore[no-untyped-def]

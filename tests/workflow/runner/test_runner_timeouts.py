@@ -8,9 +8,8 @@ import threading
 import time
 from pathlib import Path
 
-from tests.helpers.jobrun import pid_gone, run_job
-
 from shipyard.workflow._runtime import Conclusion
+from tests.helpers.jobrun import pid_gone, run_job
 
 
 def _wait_gone(pid: int, limit: float = 3.0) -> bool:
