@@ -241,6 +241,7 @@ class LocalRun:
                         only_jobs=[j for j in opts.jobs if j in wf.jobs] or None,
                         matrix_filter=opts.matrix, run_id=run_id,
                         hash_files=lambda patterns: _hash_files(root, patterns),
+                        load_workflow=lambda uses: _load_called(root, uses),
                     )
                     runs.append(self._drive(plan, pool, runner))
         finally:
@@ -299,6 +300,14 @@ class LocalRun:
             jobs=plan.instance_results(), duration=time.monotonic() - started,
             errors=list(plan.errors),
         )
+
+
+def _load_called(root: Path, uses: str) -> Workflow:
+    """The workflow a local ``jobs.<id>.uses: ./<path>`` calls, from the project root."""
+    from shipyard.workflow._parser import load_workflow
+
+    relative = uses.removeprefix("./")
+    return load_workflow(root / relative, display_path=relative)
 
 
 def _with_ref(info: RepoInfo, ref: str) -> RepoInfo:

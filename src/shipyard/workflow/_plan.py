@@ -9,9 +9,17 @@ database with runners on other hosts.
 
 Job lifecycle (one place)::
 
-    WAITING ──needs done, if true──► (expanded into instances) QUEUED ──► RUNNING ──► DONE
-       │                                                           │
-       └──needs failed / if false──► DONE (skipped)                └─fail-fast──► DONE (cancelled)
+    WAITING ──needs done, if true──► expanded into units: QUEUED ──► RUNNING ──► DONE
+       │                                                     │
+       └──needs failed / if false──► DONE (skipped)          └─fail-fast / cancel──► DONE (cancelled)
+
+A unit is one matrix leg. For a job with steps it is an *instance*: RUNNING when
+:meth:`RunPlan.ready` hands it to a runner, DONE when :meth:`RunPlan.finish` takes its
+result. For a job calling a reusable workflow (``jobs.<id>.uses``) it is a *call*: the
+called workflow's jobs join the plan as a nested graph, with this same lifecycle and keys
+``"<caller> / <job>"``; the call is RUNNING once started (within ``max-parallel``) and
+DONE when all of them are (see ``_reusable.py``). Every unit moves by ``_TRANSITIONS``;
+a job is DONE when all its units are.
 """
 
 from __future__ import annotations
@@ -24,6 +32,17 @@ from typing import Any
 from shipyard.errors import LocatedError
 from shipyard.workflow._matrix import evaluate_tree, expand_matrix, matrix_suffix
 from shipyard.workflow._model import Job, Value, Workflow
+from shipyard.workflow._reusable import (
+    CalledWorkflows,
+    WorkflowLoader,
+    add_call,
+    advance_calls,
+    evaluate_env,
+    fold_conclusions,
+    settle,
+    stop_call,
+    workflow_key,
+)
 from shipyard.workflow._runtime import CheckoutSource, Conclusion, JobRequest, JobResult
 from shipyard.workflow.expressions import EvalContext, ExpressionError, is_truthy, to_string
 
@@ -34,7 +53,7 @@ class InstanceState(enum.Enum):
     DONE = "done"
 
 
-# Which transitions an instance may take; everything else is a bug in the caller.
+# Which transitions a unit may take; everything else is a bug in the caller.
 _TRANSITIONS: dict[InstanceState, frozenset[InstanceState]] = {
     InstanceState.QUEUED: frozenset({InstanceState.RUNNING, InstanceState.DONE}),
     InstanceState.RUNNING: frozenset({InstanceState.DONE}),
@@ -43,23 +62,52 @@ _TRANSITIONS: dict[InstanceState, frozenset[InstanceState]] = {
 
 
 @dataclass(slots=True)
-class _Instance:
-    request: JobRequest
+class _Unit:
+    """One matrix leg of a job: an instance (``request``) or a call (``graph``).
+
+    A call that could not be resolved has neither and is DONE from the start.
+    """
+
+    key: str
+    name: str
+    matrix: dict[str, Any]
+    request: JobRequest | None = None
+    graph: _Graph | None = None
     state: InstanceState = InstanceState.QUEUED
     result: JobResult | None = None
 
     def move(self, to: InstanceState) -> None:
         if to not in _TRANSITIONS[self.state]:
-            raise RuntimeError(f"job {self.request.key}: {self.state.value} -> {to.value}")
+            raise RuntimeError(f"job {self.key}: {self.state.value} -> {to.value}")
         self.state = to
+
+    @property
+    def queued(self) -> bool:
+        return self.state is InstanceState.QUEUED
+
+    @property
+    def running(self) -> bool:
+        return self.state is InstanceState.RUNNING
+
+    @property
+    def finished(self) -> bool:
+        return self.state is InstanceState.DONE
+
+    def start(self) -> None:
+        self.move(InstanceState.RUNNING)
+
+    def end(self, result: JobResult) -> None:
+        self.move(InstanceState.DONE)
+        self.result = result
 
 
 @dataclass(slots=True)
 class _JobNode:
     job: Job
-    instances: list[_Instance] = field(default_factory=list)
+    label: str  # the key of the job's own result when no unit ran (skipped, failed)
+    units: list[_Unit] = field(default_factory=list)
     expanded: bool = False
-    result: JobResult | None = None  # set when the job (every instance) is done
+    result: JobResult | None = None  # set when the job (every unit) is done
     max_parallel: int | None = None
     fail_fast: bool = True
 
@@ -71,12 +119,6 @@ def evaluate_value(value: Value | bool | float | int | None, ctx: EvalContext) -
     return value
 
 
-def located(err: ExpressionError, value: Value) -> str:
-    """``file:line:col: message`` for an evaluation error of ``value``."""
-    loc = value.location
-    return f"{loc}: {err.message}"
-
-
 class RunPlan:
     """The job graph of one workflow run and the state of each job in it.
 
@@ -84,6 +126,8 @@ class RunPlan:
     (``env`` is computed here from the workflow's ``env:``). ``only_jobs`` restricts the
     run to those jobs and everything they need; ``matrix_filter`` keeps only matrix
     combinations whose value for a key (as a string) equals the one given.
+    ``load_workflow`` parses the workflow a local ``jobs.<id>.uses`` names (it is given
+    the ``uses`` text); without it, jobs calling a reusable workflow fail.
     """
 
     def __init__(
@@ -97,73 +141,59 @@ class RunPlan:
         run_id: str = "1",
         run_attempt: int = 1,
         hash_files: Callable[[list[str]], str] | None = None,
+        load_workflow: WorkflowLoader | None = None,
     ) -> None:
         self.workflow = workflow
         self.source = source
         self.run_id = run_id
         self.run_attempt = run_attempt
-        self._matrix_filter = dict(matrix_filter or {})
-        self._hash_files = hash_files
-        self._cancelled = False
-        self._contexts = {k: v for k, v in contexts.items() if k != "env"}
-        self.errors: list[str] = []
-        env: dict[str, str] = {}
-        ctx = EvalContext(self._contexts | {"env": env})
-        for name, value in workflow.env.items():
-            try:
-                env[name] = value.evaluate_str(ctx)
-            except ExpressionError as err:
-                self.errors.append(located(err, value))
-        self._contexts["env"] = env
-        wanted = self._closure(only_jobs) if only_jobs is not None else set(workflow.jobs)
-        self._nodes = {jid: _JobNode(job) for jid, job in workflow.jobs.items() if jid in wanted}
+        self.called = CalledWorkflows(load_workflow)
+        self.matrix_filter = dict(matrix_filter or {})
+        self.hash_files = hash_files
+        self._units: dict[str, tuple[_Graph, _JobNode, _Unit]] = {}
+        self._keys: set[str] = set()
+        run_contexts = {k: v for k, v in contexts.items() if k != "env"}
+        run_contexts["env"], self.errors = evaluate_env(workflow.env, run_contexts)
+        self._root = _Graph(self, workflow, run_contexts, (workflow_key(workflow.path),))
+        if only_jobs is not None:
+            only = list(only_jobs)
+            for jid in only:
+                if jid not in workflow.jobs:
+                    raise LocatedError(f"workflow {workflow.path} has no job '{jid}'")
+            wanted = set(only).union(*(self._root.ancestors(workflow.jobs[j]) for j in only))
+            self._root.nodes = {j: n for j, n in self._root.nodes.items() if j in wanted}
+        self._nodes = self._root.nodes
         if self.errors:
             for node in self._nodes.values():
                 node.expanded = True
-                node.result = JobResult(
-                    key=node.job.id, job_id=node.job.id, name=node.job.id,
-                    conclusion=Conclusion.FAILURE, error="; ".join(self.errors),
-                )
-
-    def _closure(self, only: Iterable[str]) -> set[str]:
-        seen: set[str] = set()
-        stack = list(only)
-        while stack:
-            jid = stack.pop()
-            if jid in seen:
-                continue
-            if jid not in self.workflow.jobs:
-                raise LocatedError(f"workflow {self.workflow.path} has no job '{jid}'")
-            seen.add(jid)
-            stack.extend(self.workflow.jobs[jid].needs)
-        return seen
+                node.result = self._root.ended(node, Conclusion.FAILURE, "; ".join(self.errors))
 
     # -- queries -----------------------------------------------------------------
 
     @property
     def done(self) -> bool:
-        return all(node.result is not None for node in self._nodes.values())
+        return self._root.done
 
     def job_results(self) -> dict[str, JobResult]:
-        """Aggregated result per job id (matrix legs folded), for jobs that are done."""
+        """Aggregated result per job id (matrix legs and calls folded), for jobs that are done."""
         return {jid: n.result for jid, n in self._nodes.items() if n.result is not None}
 
     def instance_results(self) -> list[JobResult]:
-        """Every job instance's result in graph order, skipped jobs included."""
+        """Every job instance's result in graph order, skipped jobs included.
+
+        The jobs of a called workflow stand in place of the job calling it.
+        """
         out: list[JobResult] = []
-        for node in self._nodes.values():
-            if node.instances:
-                out.extend(i.result for i in node.instances if i.result is not None)
-            elif node.result is not None:
-                out.append(node.result)
+        self._root.results(out)
         return out
 
     def conclusion(self) -> Conclusion:
         """The run's conclusion: failure if any job failed (and did not continue on error)."""
-        results = [n.result for n in self._nodes.values() if n.result is not None]
-        if any(r.conclusion is Conclusion.FAILURE for r in results):
+        done = [n for n in self._nodes.values() if n.result is not None]
+        results = [self._root.summary(n)["result"] for n in done]
+        if Conclusion.FAILURE.value in results:
             return Conclusion.FAILURE
-        if self._cancelled or any(r.conclusion is Conclusion.CANCELLED for r in results):
+        if self._root.cancelled or Conclusion.CANCELLED.value in results:
             return Conclusion.CANCELLED
         return Conclusion.SUCCESS
 
@@ -171,225 +201,288 @@ class RunPlan:
 
     def cancel(self) -> list[str]:
         """Cancel the run: queued instances end cancelled; returns running keys to stop."""
-        self._cancelled = True
         running: list[str] = []
-        for node in self._nodes.values():
-            if node.result is not None:
-                continue
-            if not node.expanded:
-                node.expanded = True
-                node.result = self._skipped(node.job, Conclusion.CANCELLED)
-                continue
-            for inst in node.instances:
-                if inst.state is InstanceState.QUEUED:
-                    self._finish_instance(inst, Conclusion.CANCELLED)
-                elif inst.state is InstanceState.RUNNING:
-                    running.append(inst.request.key)
-            self._fold(node)
+        self._root.cancel(running)
         return running
 
     def ready(self) -> list[JobRequest]:
         """Job instances that may start now; each is marked running when returned."""
-        progressed = True
-        while progressed:
-            progressed = False
-            for node in self._nodes.values():
-                if not node.expanded and self._needs_done(node.job):
-                    self._expand(node)
-                    progressed = True
+        while self._root.advance():
+            pass
         out: list[JobRequest] = []
-        for node in self._nodes.values():
-            if node.result is not None:
-                continue
-            running = sum(1 for i in node.instances if i.state is InstanceState.RUNNING)
-            for inst in node.instances:
-                if inst.state is not InstanceState.QUEUED:
-                    continue
-                if node.max_parallel is not None and running >= node.max_parallel:
-                    break
-                inst.move(InstanceState.RUNNING)
-                running += 1
-                out.append(inst.request)
+        self._root.collect(out)
         return out
 
     def finish(self, key: str, result: JobResult) -> list[str]:
         """Record a finished instance; returns keys of running instances to cancel (fail-fast)."""
-        for node in self._nodes.values():
-            for inst in node.instances:
-                if inst.request.key != key:
-                    continue
-                inst.move(InstanceState.DONE)
-                inst.result = result
-                to_cancel: list[str] = []
-                failed = result.conclusion is Conclusion.FAILURE
-                if failed and node.fail_fast and not inst.request.continue_on_error:
-                    for other in node.instances:
-                        if other.state is InstanceState.QUEUED:
-                            self._finish_instance(other, Conclusion.CANCELLED)
-                        elif other.state is InstanceState.RUNNING:
-                            to_cancel.append(other.request.key)
-                self._fold(node)
-                return to_cancel
-        raise KeyError(key)
+        try:
+            graph, node, unit = self._units[key]
+        except KeyError:
+            raise KeyError(key) from None
+        unit.end(result)
+        to_cancel: list[str] = []
+        failed = result.conclusion is Conclusion.FAILURE and not _continues(unit)
+        if failed and node.fail_fast:
+            for other in node.units:
+                graph.stop(node, other, to_cancel)
+        graph.fold(node)
+        settle(graph, failed, to_cancel)
+        return to_cancel
 
-    # -- internals ---------------------------------------------------------------
+    def unit_key(self, name: str) -> str:
+        """A key no other unit of the run has: ``name``, else ``name #2``, ``name #3``..."""
+        key, n = name, 2
+        while key in self._keys:
+            key = f"{name} #{n}"
+            n += 1
+        self._keys.add(key)
+        return key
 
-    def _needs_done(self, job: Job) -> bool:
-        return all(self._nodes[n].result is not None for n in job.needs if n in self._nodes)
 
-    def _needs_context(self, job: Job) -> dict[str, Any]:
-        needs: dict[str, Any] = {}
-        for n in job.needs:
-            node = self._nodes.get(n)
-            if node is None or node.result is None:
+def _continues(unit: _Unit) -> bool:
+    return unit.request is not None and unit.request.continue_on_error
+
+
+@dataclass(eq=False)
+class _Graph:
+    """The jobs of one workflow in the run: the top-level one, or one call of a called one.
+
+    ``contexts`` are the contexts its jobs start from (``github``, ``inputs``, ``vars``,
+    ``secrets``, ``env``); ``chain`` lists the workflows from the top down to this one;
+    ``prefix`` starts the keys of its jobs; ``parent`` is the call it runs for.
+    """
+
+    plan: RunPlan
+    workflow: Workflow
+    contexts: dict[str, Any]
+    chain: tuple[str, ...]
+    prefix: str = ""
+    parent: tuple[_Graph, _JobNode, _Unit] | None = None
+    cancelled: bool = False
+    nodes: dict[str, _JobNode] = field(init=False)
+
+    def __post_init__(self) -> None:
+        jobs = self.workflow.jobs.items()
+        self.nodes = {jid: _JobNode(job, self.prefix + jid) for jid, job in jobs}
+
+    @property
+    def done(self) -> bool:
+        return all(node.result is not None for node in self.nodes.values())
+
+    # -- walking the graph ---------------------------------------------------------
+
+    def advance(self) -> bool:
+        """Expand the jobs whose needs are done and move calls on; whether anything changed."""
+        progressed = False
+        for node in self.nodes.values():
+            if node.result is not None:
                 continue
-            result = node.result
-            conclusion = result.conclusion
-            if conclusion is Conclusion.FAILURE and self._continued(node):
-                conclusion = Conclusion.SUCCESS
-            needs[n] = {"result": conclusion.value, "outputs": dict(result.outputs)}
-        return needs
+            if not node.expanded:
+                if all(self.nodes[n].result is not None for n in node.job.needs if n in self.nodes):
+                    self._expand(node)
+                    progressed = True
+            elif node.job.uses is not None:
+                progressed = advance_calls(self, node) or progressed
+        return progressed
 
-    def _continued(self, node: _JobNode) -> bool:
-        failed = [i for i in node.instances if i.result and i.result.conclusion is Conclusion.FAILURE]
-        return bool(failed) and all(i.request.continue_on_error for i in failed)
+    def collect(self, out: list[JobRequest]) -> None:
+        """Mark queued instances running (within ``max-parallel``) and add them to ``out``."""
+        for node in self.nodes.values():
+            if node.result is not None:
+                continue
+            running = sum(1 for u in node.units if u.running)
+            for unit in node.units:
+                if unit.graph is not None:
+                    if unit.running:
+                        unit.graph.collect(out)
+                elif unit.request is not None and unit.queued and (
+                    node.max_parallel is None or running < node.max_parallel
+                ):
+                    unit.start()
+                    running += 1
+                    out.append(unit.request)
 
-    def _ancestors(self, job: Job) -> set[str]:
+    def results(self, out: list[JobResult]) -> None:
+        """Every unit's result (a call's nested ones in its place) or the job's own."""
+        for node in self.nodes.values():
+            if not node.units and node.result is not None:
+                out.append(node.result)
+            for unit in node.units:
+                if unit.graph is not None:
+                    unit.graph.results(out)
+                elif unit.result is not None:
+                    out.append(unit.result)
+
+    # -- stopping ----------------------------------------------------------------
+
+    def cancel(self, running: list[str]) -> None:
+        """End every job not done as cancelled; keys of running instances go to ``running``."""
+        self.cancelled = True
+        for node in self.nodes.values():
+            if node.result is not None:
+                continue
+            if not node.expanded:
+                node.expanded = True
+                node.result = self.ended(node, Conclusion.CANCELLED)
+                continue
+            for unit in node.units:
+                self.stop(node, unit, running)
+            self.fold(node)
+
+    def stop(self, node: _JobNode, unit: _Unit, running: list[str]) -> None:
+        """Cancel a unit: queued ends now, running goes to ``running``, a call is cancelled."""
+        if unit.graph is not None:
+            stop_call(node, unit, running)
+        elif unit.queued:
+            unit.end(JobResult(
+                key=unit.key, job_id=node.job.id, name=unit.name,
+                conclusion=Conclusion.CANCELLED, matrix=dict(unit.matrix),
+            ))
+        elif unit.running:
+            running.append(unit.key)
+
+    # -- contexts and status -------------------------------------------------------
+
+    def summary(self, node: _JobNode) -> dict[str, Any]:
+        """``{result, outputs}`` of a done job, as ``needs`` (and a call's ``jobs``) show it.
+
+        A failure every failed leg of which had ``continue-on-error`` shows as success.
+        """
+        assert node.result is not None
+        conclusion = node.result.conclusion
+        failed = [u for u in node.units if u.result and u.result.conclusion is Conclusion.FAILURE]
+        if failed and all(_continues(u) for u in failed):
+            conclusion = Conclusion.SUCCESS
+        return {"result": conclusion.value, "outputs": dict(node.result.outputs)}
+
+    def _needs(self, job: Job) -> dict[str, Any]:
+        nodes = (self.nodes[n] for n in job.needs if n in self.nodes)
+        return {n.job.id: self.summary(n) for n in nodes if n.result is not None}
+
+    def ancestors(self, job: Job) -> set[str]:
+        """Every job ``job`` needs, directly or not."""
         seen: set[str] = set()
         stack = list(job.needs)
         while stack:
             jid = stack.pop()
-            if jid in seen or jid not in self._nodes:
+            if jid in seen or jid not in self.nodes:
                 continue
             seen.add(jid)
-            stack.extend(self._nodes[jid].job.needs)
+            stack.extend(self.nodes[jid].job.needs)
         return seen
 
     def _status(self, job: Job) -> Callable[[str], bool]:
-        needs = [self._nodes[n] for n in job.needs if n in self._nodes]
-        ancestors = [self._nodes[n] for n in self._ancestors(job)]
+        needs = [self.nodes[n] for n in job.needs if n in self.nodes]
+        ancestors = [self.nodes[n] for n in self.ancestors(job)]
 
-        def ok(node: _JobNode) -> bool:
-            r = node.result
-            return r is not None and (
-                r.conclusion is Conclusion.SUCCESS
-                or (r.conclusion is Conclusion.FAILURE and self._continued(node))
-            )
+        def result(node: _JobNode) -> str | None:
+            return self.summary(node)["result"] if node.result is not None else None
 
         def status(name: str) -> bool:
             if name == "always":
                 return True
             if name == "cancelled":
-                return self._cancelled
-            failed = any(
-                n.result is not None
-                and n.result.conclusion is Conclusion.FAILURE
-                and not self._continued(n)
-                for n in ancestors
-            )
+                return self.cancelled
             if name == "failure":
-                return failed
-            return not self._cancelled and all(ok(n) for n in needs)
+                return any(result(n) == "failure" for n in ancestors)
+            return not self.cancelled and all(result(n) == "success" for n in needs)
 
         return status
 
     def _ctx(self, job: Job, **extra: Any) -> EvalContext:
-        contexts = dict(self._contexts)
-        contexts["needs"] = self._needs_context(job)
+        contexts = dict(self.contexts)
+        contexts["needs"] = self._needs(job)
         contexts.update(extra)
-        return EvalContext(contexts, status=self._status(job), hash_files=self._hash_files)
+        return EvalContext(contexts, status=self._status(job), hash_files=self.plan.hash_files)
+
+    # -- expansion -----------------------------------------------------------------
 
     def _expand(self, node: _JobNode) -> None:
         node.expanded = True
         job = node.job
+        if self.cancelled:
+            node.result = self.ended(node, Conclusion.CANCELLED)
+            return
         ctx = self._ctx(job)
         run = True
-        if self._cancelled:
-            node.result = self._skipped(job, Conclusion.CANCELLED)
-            return
         if job.condition is not None:
             try:
                 run = is_truthy(job.condition.expression.evaluate(ctx))
             except ExpressionError as err:
-                node.result = self._failed(job, f"{job.condition.location}: {err.message}")
+                error = f"{job.condition.location}: {err.message}"
+                node.result = self.ended(node, Conclusion.FAILURE, error)
                 return
         elif not self._status(job)("success"):
             run = False
         if not run:
-            node.result = self._skipped(job, Conclusion.SKIPPED)
+            node.result = self.ended(node, Conclusion.SKIPPED)
             return
         try:
             combos = expand_matrix(job.strategy, ctx)
-            strategy = job.strategy
-            fail_fast = True
-            max_parallel: int | None = None
-            if strategy is not None:
-                fail_fast = is_truthy(evaluate_value(strategy.fail_fast, ctx))
-                mp = evaluate_value(strategy.max_parallel, ctx)
-                if mp is not None:
-                    max_parallel = max(1, int(float(mp)))
+            if job.strategy is not None:
+                node.fail_fast = is_truthy(evaluate_value(job.strategy.fail_fast, ctx))
+                mp = evaluate_value(job.strategy.max_parallel, ctx)
+                node.max_parallel = None if mp is None else max(1, int(float(mp)))
         except LocatedError as err:
-            node.result = self._failed(job, str(err))
+            node.result = self.ended(node, Conclusion.FAILURE, str(err))
             return
         except (TypeError, ValueError) as err:
-            node.result = self._failed(job, f"bad strategy: {err}")
+            node.result = self.ended(node, Conclusion.FAILURE, f"bad strategy: {err}")
             return
-        node.fail_fast = fail_fast
-        node.max_parallel = max_parallel
-        if self._matrix_filter:
+        if self.plan.matrix_filter:
             combos = [c for c in combos if self._keep(c)]
             if not combos:
-                node.result = self._skipped(job, Conclusion.SKIPPED)
+                node.result = self.ended(node, Conclusion.SKIPPED)
                 return
         total = len(combos)
-        seen_keys: set[str] = set()
         for index, combo in enumerate(combos):
             strategy_ctx = {
-                "fail-fast": fail_fast,
+                "fail-fast": node.fail_fast,
                 "job-index": index,
                 "job-total": total,
-                "max-parallel": max_parallel if max_parallel is not None else total,
+                "max-parallel": total if node.max_parallel is None else node.max_parallel,
             }
-            ictx = self._ctx(job, matrix=combo, strategy=strategy_ctx)
-            try:
-                name = self._name(job, combo, ictx)
-                labels = self._labels(job, ictx)
-                continue_on_error = is_truthy(evaluate_value(job.continue_on_error, ictx))
-            except ExpressionError as err:
-                name, labels, continue_on_error = job.id, (), False
-                error: str | None = str(err)
-            else:
-                error = None
-            key = name
-            n = 2
-            while key in seen_keys:
-                key = f"{name} #{n}"
-                n += 1
-            seen_keys.add(key)
-            contexts = dict(self._contexts)
-            contexts.update(
-                needs=self._needs_context(job), matrix=combo, strategy=strategy_ctx
-            )
-            request = JobRequest(
-                workflow=self.workflow, job=job, key=key, name=name, contexts=contexts,
-                source=self.source, labels=labels, continue_on_error=continue_on_error,
-                run_id=self.run_id, run_attempt=self.run_attempt,
-            )
-            inst = _Instance(request)
-            node.instances.append(inst)
-            if error is not None:
-                inst.move(InstanceState.DONE)
-                inst.result = JobResult(
-                    key=key, job_id=job.id, name=name, conclusion=Conclusion.FAILURE,
-                    matrix=combo, error=error,
-                )
-        self._fold(node)
+            self._add_unit(node, combo, strategy_ctx)
+        self.fold(node)
+
+    def _add_unit(
+        self, node: _JobNode, combo: dict[str, Any], strategy_ctx: dict[str, Any]
+    ) -> None:
+        job = node.job
+        ictx = self._ctx(job, matrix=combo, strategy=strategy_ctx)
+        try:
+            name = self._name(job, combo, ictx)
+            labels = self._labels(job, ictx)
+            continue_on_error = is_truthy(evaluate_value(job.continue_on_error, ictx))
+        except ExpressionError as err:
+            name, labels, continue_on_error = job.id, (), False
+            error: str | None = str(err)
+        else:
+            error = None
+        name = self.prefix + name
+        unit = _Unit(self.plan.unit_key(name), name, combo)
+        node.units.append(unit)
+        if job.uses is not None:
+            add_call(self, node, unit, ictx, error)
+            return
+        contexts = dict(self.contexts)
+        contexts.update(needs=self._needs(job), matrix=combo, strategy=strategy_ctx)
+        plan = self.plan
+        unit.request = JobRequest(
+            workflow=self.workflow, job=job, key=unit.key, name=name, contexts=contexts,
+            source=plan.source, labels=labels, continue_on_error=continue_on_error,
+            run_id=plan.run_id, run_attempt=plan.run_attempt,
+        )
+        plan._units[unit.key] = (self, node, unit)
+        if error is not None:
+            unit.end(JobResult(
+                key=unit.key, job_id=job.id, name=name, conclusion=Conclusion.FAILURE,
+                matrix=combo, error=error,
+            ))
 
     def _keep(self, combo: Mapping[str, Any]) -> bool:
-        for key, want in self._matrix_filter.items():
-            if key in combo and to_string(combo[key]) != want:
-                return False
-        return True
+        wanted = self.plan.matrix_filter.items()
+        return all(to_string(combo[k]) == want for k, want in wanted if k in combo)
 
     def _name(self, job: Job, combo: Mapping[str, Any], ctx: EvalContext) -> str:
         if job.name is not None:
@@ -411,42 +504,28 @@ class RunPlan:
             return ()
         return (to_string(value),)
 
-    def _finish_instance(self, inst: _Instance, conclusion: Conclusion) -> None:
-        inst.move(InstanceState.DONE)
-        req = inst.request
-        inst.result = JobResult(
-            key=req.key, job_id=req.job.id, name=req.name, conclusion=conclusion,
-            matrix=dict(req.contexts.get("matrix") or {}),
-        )
+    # -- results -------------------------------------------------------------------
 
-    def _fold(self, node: _JobNode) -> None:
-        """Set the job's aggregate result once every instance is done."""
+    def fold(self, node: _JobNode) -> None:
+        """Set the job's aggregate result once every unit is done."""
         if node.result is not None or not node.expanded:
             return
-        if any(i.state is not InstanceState.DONE for i in node.instances):
+        if not all(u.finished for u in node.units):
             return
-        results = [i.result for i in node.instances if i.result is not None]
-        conclusions = {r.conclusion for r in results}
-        if Conclusion.FAILURE in conclusions:
-            conclusion = Conclusion.FAILURE
-        elif Conclusion.CANCELLED in conclusions:
-            conclusion = Conclusion.CANCELLED
-        elif conclusions == {Conclusion.SKIPPED}:
-            conclusion = Conclusion.SKIPPED
-        else:
-            conclusion = Conclusion.SUCCESS
+        results = [u.result for u in node.units if u.result is not None]
         outputs: dict[str, str] = {}
         for r in results:  # GitHub: the last leg to set an output wins
             outputs.update({k: v for k, v in r.outputs.items() if v != ""})
+        errors = dict.fromkeys(r.error for r in results if r.error)
         node.result = JobResult(
-            key=node.job.id, job_id=node.job.id, name=node.job.id, conclusion=conclusion,
-            outputs=outputs,
+            key=node.label, job_id=node.job.id, name=node.label,
+            conclusion=fold_conclusions(r.conclusion for r in results), outputs=outputs,
+            error="\n".join(errors) or None,
         )
 
-    def _skipped(self, job: Job, conclusion: Conclusion) -> JobResult:
-        return JobResult(key=job.id, job_id=job.id, name=job.id, conclusion=conclusion)
-
-    def _failed(self, job: Job, error: str) -> JobResult:
+    def ended(self, node: _JobNode, conclusion: Conclusion, error: str | None = None) -> JobResult:
+        """The result of a job that ends with no unit run (skipped, cancelled, failed to plan)."""
         return JobResult(
-            key=job.id, job_id=job.id, name=job.id, conclusion=Conclusion.FAILURE, error=error
+            key=node.label, job_id=node.job.id, name=node.label, conclusion=conclusion,
+            error=error,
         )

@@ -167,7 +167,7 @@ def test_fail_fast_false_lets_the_other_legs_run():
             strategy: {fail-fast: false, matrix: {n: [1, 2]}}
             steps: [{run: 'true'}]
         """)
-    a, b = p.ready()
+    a, _b = p.ready()
     assert p.finish(a.key, result(a, Conclusion.FAILURE)) == []
 
 
@@ -257,3 +257,31 @@ def test_runs_on_labels_are_evaluated():
             steps: [{run: 'true'}]
         """)
     assert p.ready()[0].labels == ("self-hosted", "arm64")
+
+
+def test_a_failed_job_that_continues_on_error_does_not_fail_the_run():
+    p = plan("""\
+        on: push
+        jobs:
+          t:
+            runs-on: x
+            continue-on-error: true
+            steps: [{run: 'false'}]
+        """)
+    [t] = p.ready()
+    p.finish(t.key, result(t, Conclusion.FAILURE))
+    assert p.job_results()["t"].conclusion is Conclusion.FAILURE
+    assert p.conclusion() is Conclusion.SUCCESS
+
+
+def test_a_job_calling_a_reusable_workflow_runs_the_called_jobs_not_itself():
+    """A ``uses:`` job is never handed to a runner; its called workflow's jobs are."""
+    called = load_workflow(".github/workflows/c.yml", "on: workflow_call\njobs:\n"
+                           "  inner: {runs-on: x, steps: [{run: 'true'}]}\n")
+    p = plan("""\
+        on: push
+        jobs:
+          call: {uses: ./.github/workflows/c.yml}
+        """, load_workflow=lambda uses: called)
+    [req] = p.ready()
+    assert (req.key, req.job.id, len(req.job.steps)) == ("call / inner", "inner", 1)
