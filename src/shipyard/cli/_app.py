@@ -68,7 +68,7 @@ def validate(
     """Check workflow files and report every error as file:line:col: message."""
     from shipyard.workflow._validate import validate_paths
 
-    targets = paths or [Path.cwd()]
+    targets = paths or [Path(".")]
     for p in targets:
         if not p.exists():
             err_console.print(f"[red]error:[/red] {p}: no such file or folder")

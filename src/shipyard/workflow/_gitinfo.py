@@ -84,7 +84,13 @@ def repo_info(
     With ``subdir`` (a project in a folder of a larger repository, such as Shipyard's
     own examples), the commit checked out is one whose root is that folder.
     """
-    head = _git(root, "rev-parse", "--verify", "-q", "HEAD")
+    try:
+        head = _git(root, "rev-parse", "--verify", "-q", "HEAD")
+    except WorkflowError:
+        raise WorkflowError(
+            f"{root} has no commit yet: commit the project first"
+            " (shipyard run checks out a commit)"
+        ) from None
     sha = snapshot_commit(root) if include_uncommitted else head
     if subdir:
         tree = _git(root, "rev-parse", f"{sha}:{subdir}")
