@@ -17,7 +17,7 @@ from tests.helpers.jobrun import unavailable
 
 @pytest.mark.docker
 def test_docker_executor_runs_steps_in_the_job_container_with_a_service(tmp_path: Path):
-    docker_executor()  # fails in CI, skips elsewhere, when no engine is reachable
+    docker_executor()  # fails, saying why, when no engine is reachable
     busybox, httpd = ensure_busybox_image(), ensure_httpd_image()
     repo = make_repo(tmp_path / "p", {
         "hello.txt": "from the repository\n",

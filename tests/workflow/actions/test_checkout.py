@@ -201,12 +201,19 @@ class TestCheckout:
         with pytest.raises(ActionError, match="no source to check out"):
             make_host().uses("actions/checkout")
 
-    def test_lfs_without_git_lfs_fails_clearly(self, make_host: Callable[..., Host], origin: Path) -> None:
+    def test_lfs_without_git_lfs_fails_clearly(
+        self, make_host: Callable[..., Host], origin: Path, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch,
+    ) -> None:
         """lfs: true on a runner without git-lfs is an error, not a silent skip."""
         import shutil
 
-        if shutil.which("git-lfs"):
-            pytest.skip("git-lfs is installed here")
+        bare = tmp_path / "bin-without-lfs"  # a PATH holding git and nothing else
+        bare.mkdir()
+        git_exe = shutil.which("git")
+        assert git_exe is not None
+        (bare / "git").symlink_to(git_exe)
+        monkeypatch.setenv("PATH", str(bare))
         with pytest.raises(ActionError, match="git-lfs"):
             make_host(source=source(origin)).uses("actions/checkout", lfs="true")
 

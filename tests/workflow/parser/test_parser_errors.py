@@ -452,10 +452,6 @@ def test_expressions_allowed_where_github_allows_them() -> None:
 
 
 class TestBuiltinActionInputs:
-    @pytest.fixture(autouse=True)
-    def _needs_builtin_actions(self) -> None:
-        pytest.importorskip("shipyard.workflow.actions")
-
     def test_unknown_input_suggests_the_right_one(self) -> None:
         text = (
             JOB
