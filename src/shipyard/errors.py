@@ -8,7 +8,8 @@
     ├── ValidationError            one or more LocatedErrors found in a file
     ├── WorkflowError              a workflow cannot be planned or run as written
     │   └── ActionError            a built-in or composite action failed to set up
-    └── ExecutorError              an executor cannot be used here (no bwrap, no Docker)
+    ├── ExecutorError              an executor cannot be used here (no bwrap, no Docker)
+    └── StoreError                 an artifact or cache store refused: name taken, entry corrupt
 
 Services map this tree to HTTP statuses in one handler; the CLI prints the message
 (never a traceback) and exits non-zero.
@@ -67,3 +68,7 @@ class ActionError(WorkflowError):
 
 class ExecutorError(ShipyardError):
     """The requested executor cannot run here."""
+
+
+class StoreError(ShipyardError):
+    """A store cannot do what was asked: a name taken, an entry missing or corrupt."""

@@ -14,7 +14,7 @@ import shutil
 import threading
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -103,9 +103,7 @@ def _job_json(j: JobResult) -> dict[str, Any]:
         "matrix": j.matrix, "outputs": j.outputs, "duration": round(j.duration, 3),
         "error": j.error,
         "annotations": [
-            {k: v for k, v in vars(a).items() if v is not None} if hasattr(a, "__dict__")
-            else {"level": a.level, "message": a.message, "file": a.file, "line": a.line}
-            for a in j.annotations
+            {k: v for k, v in asdict(a).items() if v is not None} for a in j.annotations
         ],
         "steps": [
             {

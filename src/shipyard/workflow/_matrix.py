@@ -18,6 +18,7 @@ from typing import Any
 
 from shipyard.errors import LocatedError, Location
 from shipyard.workflow._model import Strategy, Tree, Value
+from shipyard.workflow._schema import kind_of
 from shipyard.workflow.expressions import EvalContext
 
 MAX_COMBINATIONS = 256  # GitHub's limit per workflow run
@@ -50,7 +51,7 @@ def expand_matrix(strategy: Strategy | None, ctx: EvalContext) -> list[dict[str,
         with contextlib.suppress(ValueError):
             matrix = json.loads(matrix)
     if not isinstance(matrix, Mapping):
-        raise MatrixError(f"matrix must be a mapping, got {_kind(matrix)}", location)
+        raise MatrixError(f"matrix must be a mapping, got {kind_of(matrix)}", location)
     axes: dict[str, list[Any]] = {}
     include: list[Any] = []
     exclude: list[Any] = []
@@ -62,7 +63,7 @@ def expand_matrix(strategy: Strategy | None, ctx: EvalContext) -> list[dict[str,
         else:
             if not isinstance(value, list):
                 raise MatrixError(
-                    f"matrix axis '{key}' must be a list, got {_kind(value)}", location
+                    f"matrix axis '{key}' must be a list, got {kind_of(value)}", location
                 )
             if not value:
                 raise MatrixError(f"matrix axis '{key}' is empty", location)
@@ -135,17 +136,3 @@ def _equal(a: Any, b: Any) -> bool:
 
 def _num(v: Any) -> bool:
     return isinstance(v, int | float) and not isinstance(v, bool)
-
-
-def _kind(value: Any) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, int | float):
-        return "a number"
-    if isinstance(value, str):
-        return "a string"
-    if isinstance(value, list):
-        return "a list"
-    return "a mapping"

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, Protocol
 
-from shipyard.errors import ShipyardError
+from shipyard.errors import StoreError
 
 __all__ = [
     "Artifact",
@@ -37,10 +37,6 @@ __all__ = [
 
 _CHUNK = 1 << 20
 _STALE_TEMP_SECONDS = 24 * 3600
-
-
-class StoreError(ShipyardError):
-    """A store cannot do what was asked: a name taken, an entry missing or corrupt."""
 
 
 @dataclass(frozen=True, slots=True)

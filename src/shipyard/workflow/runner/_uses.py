@@ -58,8 +58,7 @@ def run_uses(
         raise StepFailed(where + unavailable(uses, job.actions))
     final = _builtin_inputs(job, builtin, inputs, ctx)
     env = job.process_env(env_ctx, action)
-    host = ActionHost(job, index, env, limits)
-    host.step_name = result.name
+    host = ActionHost(job, index, env, limits, step_name=result.name)
     try:
         builtin.run(host, final)
     except StepStopped:
@@ -119,7 +118,10 @@ def _builtin_inputs(
 class ActionHost:
     """The :class:`~shipyard.workflow._runtime.StepHost` a built-in action runs against."""
 
-    def __init__(self, job: JobState, index: int, env: dict[str, str], limits: Limits) -> None:
+    def __init__(
+        self, job: JobState, index: int, env: dict[str, str], limits: Limits,
+        *, step_name: str | None = None,
+    ) -> None:
         self._job = job
         self._index = index
         self._limits = limits
@@ -134,7 +136,7 @@ class ActionHost:
         self.effects = CommandEffects(outputs=self.outputs)
         self.stopped: Stop | None = None
         # GitHub names a post step after the step that registered it.
-        self.step_name: str | None = None
+        self.step_name = step_name
 
     def log(self, line: str) -> None:
         self._job.log.line(self._index, line)
