@@ -9,7 +9,16 @@
     ├── WorkflowError              a workflow cannot be planned or run as written
     │   └── ActionError            a built-in or composite action failed to set up
     ├── ExecutorError              an executor cannot be used here (no bwrap, no Docker)
-    └── StoreError                 an artifact or cache store refused: name taken, entry corrupt
+    ├── StoreError                 an artifact or cache store refused: name taken, entry corrupt
+    ├── ConfigError                settings that cannot be used (bad file, bad value)
+    └── RequestError               a request a service refuses; carries its HTTP status
+        ├── InvalidRequestError    400: the request is malformed or asks for the impossible
+        ├── AuthError              401: no token, or a forged or expired one
+        ├── ForbiddenError         403: the token does not allow this
+        ├── NotFoundError          404: no such repository, pipeline, job, blob ...
+        ├── ConflictError          409: the state does not allow it (already exists, finished)
+        ├── TooLargeError          413: the body is over the limit
+        └── UnavailableError       503: a service this one needs is down
 
 Services map this tree to HTTP statuses in one handler; the CLI prints the message
 (never a traceback) and exits non-zero.
@@ -72,3 +81,59 @@ class ExecutorError(ShipyardError):
 
 class StoreError(ShipyardError):
     """A store cannot do what was asked: a name taken, an entry missing or corrupt."""
+
+
+class ConfigError(ShipyardError):
+    """Settings that cannot be used: an unreadable file, a value of the wrong type."""
+
+
+class RequestError(ShipyardError):
+    """A request a service refuses. ``status`` is the HTTP status it answers with."""
+
+    status = 400
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class InvalidRequestError(RequestError):
+    """The request is malformed or asks for something impossible."""
+
+    status = 400
+
+
+class AuthError(RequestError):
+    """No token, or a forged or expired one."""
+
+    status = 401
+
+
+class ForbiddenError(RequestError):
+    """The token is valid but does not allow this."""
+
+    status = 403
+
+
+class NotFoundError(RequestError):
+    """What the request names does not exist."""
+
+    status = 404
+
+
+class ConflictError(RequestError):
+    """The current state does not allow it: it already exists, it has finished."""
+
+    status = 409
+
+
+class TooLargeError(RequestError):
+    """The request body is over the limit."""
+
+    status = 413
+
+
+class UnavailableError(RequestError):
+    """A service this one needs did not answer."""
+
+    status = 503

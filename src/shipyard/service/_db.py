@@ -1,0 +1,140 @@
+"""A service's own database: a SQLite file, or a schema of a shared PostgreSQL.
+
+Services use SQLAlchemy Core (tables, not an ORM): their queries are few and hot, and
+Core keeps them plain. Schema changes are Alembic migrations, one chain per service,
+run by :meth:`Database.migrate` at start.
+
+SQLite runs in WAL mode with ``synchronous=NORMAL`` (a crash loses at most the last
+transactions, never consistency) and a busy timeout; :meth:`Database.write` starts
+``BEGIN IMMEDIATE`` so two writers queue for the lock instead of failing on upgrade.
+On PostgreSQL every connection's ``search_path`` is the service's schema, so the same
+unqualified table names work on both.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Connection, Engine, MetaData, create_engine, event, text
+from sqlalchemy.pool import NullPool
+
+__all__ = ["Database"]
+
+
+class Database:
+    """One service's database: an engine, transactions, and migrations."""
+
+    def __init__(self, url: str, schema: str | None = None, *, pool_size: int = 8) -> None:
+        self.url = url
+        self.schema = schema
+        self.is_sqlite = url.startswith("sqlite")
+        self._write_lock = threading.Lock()  # SQLite: one writer per process at a time
+        if self.is_sqlite:
+            path = url.split("///", 1)[-1]
+            if path and path != ":memory:":
+                Path(path).parent.mkdir(parents=True, exist_ok=True)
+            self.engine: Engine = create_engine(
+                url,
+                connect_args={"check_same_thread": False, "timeout": 30},
+                pool_size=pool_size,
+                max_overflow=pool_size,
+            )
+            event.listen(self.engine, "connect", _sqlite_connect)
+            event.listen(self.engine, "begin", _sqlite_begin)
+        else:
+            if schema is None:
+                raise ValueError("a PostgreSQL database needs a schema")
+            self._ensure_schema(url, schema)
+            self.engine = create_engine(
+                url,
+                pool_size=pool_size,
+                max_overflow=pool_size,
+                pool_pre_ping=True,
+                connect_args={"options": f"-csearch_path={schema}"},
+            )
+
+    @staticmethod
+    def _ensure_schema(url: str, schema: str) -> None:
+        bootstrap = create_engine(url, poolclass=NullPool)
+        try:
+            with bootstrap.begin() as conn:
+                conn.execute(text(f'CREATE SCHEMA IF NOT EXISTS "{schema}"'))
+        finally:
+            bootstrap.dispose()
+
+    @contextmanager
+    def read(self) -> Iterator[Connection]:
+        """A transaction for reading (SQLite: a WAL snapshot, no lock)."""
+        with self.engine.begin() as conn:
+            yield conn
+
+    @contextmanager
+    def write(self) -> Iterator[Connection]:
+        """A transaction that will write: SQLite takes the write lock up front."""
+        if self.is_sqlite:
+            with self._write_lock, self.engine.connect() as raw:
+                conn = raw.execution_options(sqlite_begin="IMMEDIATE")
+                with conn.begin():
+                    yield conn
+        else:
+            with self.engine.begin() as conn:
+                yield conn
+
+    def ping(self) -> None:
+        """Raise when the database does not answer."""
+        with self.engine.connect() as conn:
+            conn.execute(text("SELECT 1"))
+
+    def migrate(self, script_location: str, metadata: MetaData | None = None) -> None:
+        """Bring the schema to the newest revision of ``script_location``'s chain."""
+        from alembic import command
+        from alembic.config import Config
+
+        cfg = Config()
+        cfg.set_main_option("script_location", script_location)
+        cfg.attributes["database"] = self
+        cfg.attributes["target_metadata"] = metadata
+        with self.engine.begin() as conn:
+            if not self.is_sqlite:  # replicas starting together migrate one at a time
+                conn.execute(text("SELECT pg_advisory_xact_lock(hashtext(:s))"), {"s": self.schema})
+            cfg.attributes["connection"] = conn
+            command.upgrade(cfg, "head")
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+
+
+def _sqlite_connect(dbapi_conn: Any, _record: Any) -> None:
+    dbapi_conn.isolation_level = None  # SQLAlchemy's begin event issues BEGIN itself
+    cur = dbapi_conn.cursor()
+    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute("PRAGMA synchronous=NORMAL")
+    cur.execute("PRAGMA foreign_keys=ON")
+    cur.execute("PRAGMA busy_timeout=30000")
+    cur.close()
+
+
+def _sqlite_begin(conn: Connection) -> None:
+    mode = conn.get_execution_options().get("sqlite_begin", "DEFERRED")
+    conn.exec_driver_sql(f"BEGIN {mode}")
+
+
+def run_migrations_env() -> None:
+    """Body of every service's Alembic ``env.py``: migrate on the connection given."""
+    from alembic import context
+
+    cfg = context.config
+    conn: Connection = cfg.attributes["connection"]
+    db: Database = cfg.attributes["database"]
+    context.configure(
+        connection=conn,
+        target_metadata=cfg.attributes.get("target_metadata"),
+        version_table_schema=db.schema,
+        render_as_batch=db.is_sqlite,
+    )
+    with context.begin_transaction():
+        context.run_migrations()
