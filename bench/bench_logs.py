@@ -1,0 +1,103 @@
+"""Logs: a job printing 100 MB, against the same command writing to a file.
+
+The command prints 100 MiB of text lines (a Python loop writing 1 MiB blocks of
+100-byte lines). The anchor is the same command with its output redirected to a file,
+timed in the same run. Through the platform (``shipyard up``, one runner) the time is
+the job's own duration as ci records it, from claim to completion, which includes
+streaming every byte to ci. The stored log's step section must be byte-identical to
+the anchor's file. Target: at most 1.5x the anchor.
+
+    python bench/bench_logs.py [--mib 100] [--rounds 3] [--json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent))
+from _platform import init_project, platform
+
+PRINTER = (
+    "import sys\n"
+    "line = b'0123456789' * 9 + b'abcdefghi\\n'\n"
+    "block = line * 10486\n"
+    "out = sys.stdout.buffer\n"
+    "for _ in range({mib}):\n"
+    "    out.write(block)\n"
+)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--mib", type=int, default=100)
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--json", action="store_true")
+    args = ap.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="shipyard-bench-logs-"))
+    script = work / "printer.py"
+    script.write_text(PRINTER.format(mib=args.mib))
+    anchor_file = work / "anchor.out"
+    anchors = []
+    for _ in range(args.rounds):
+        t0 = time.perf_counter()
+        with anchor_file.open("wb") as out:
+            subprocess.run([sys.executable, str(script)], stdout=out, check=True)
+        anchors.append(time.perf_counter() - t0)
+    want = hashlib.sha256(anchor_file.read_bytes()).hexdigest()
+    size = anchor_file.stat().st_size
+    workflow = (
+        "name: loud\non: push\njobs:\n  loud:\n    runs-on: ubuntu-latest\n    steps:\n"
+        f"      - run: {sys.executable} {script}\n"
+    )
+    project = work / "project"
+    project.mkdir()
+    init_project(project, workflow)
+    durations: list[float] = []
+    identical = []
+    with platform(runners=1, concurrency=1) as plat:
+        remote = plat.create_repo("loud")
+        plat.git(project, "remote", "add", "origin", remote)
+        for n in range(args.rounds):
+            if n:
+                plat.git(project, "commit", "-q", "--allow-empty", "-m", f"round {n}")
+            plat.git(project, "push", "-q", "origin", "main")
+            pipelines = plat.wait_pipeline_done("loud", n + 1, timeout=600)
+            newest = max(pipelines, key=lambda p: p["id"])
+            with plat.api as api:
+                detail = api.get(f"/pipelines/{newest['id']}").json()
+                job = detail["jobs"][0]
+                durations.append(job["finished_at"] - job["started_at"])
+                log = api.get(f"/jobs/{job['id']}/log").content
+            identical.append(_step_output(log, size) == want)
+    anchor = statistics.median(anchors)
+    platform_s = statistics.median(durations)
+    result = {
+        "mib": args.mib, "anchor_s": round(anchor, 3), "job_s": round(platform_s, 3),
+        "ratio": round(platform_s / anchor, 2), "target_ratio": 1.5,
+        "byte_identical": all(identical),
+    }
+    if args.json:
+        print(json.dumps(result))
+    else:
+        print(f"{args.mib} MiB log: job {result['job_s']} s vs anchor {result['anchor_s']} s "
+              f"= {result['ratio']}x (target 1.5x); stored log byte-identical: {result['byte_identical']}")
+
+
+def _step_output(log: bytes, size: int) -> str:
+    """Digest of the step's output inside the stored log: the run of ``size`` bytes
+    that follows the step's header line."""
+    marker = log.find(b"0123456789")
+    start = log.rfind(b"\n", 0, marker) + 1 if marker > 0 else 0
+    return hashlib.sha256(log[start : start + size]).hexdigest()
+
+
+if __name__ == "__main__":
+    main()
