@@ -115,6 +115,18 @@ class Reporter(Protocol):
     def job_finished(self, key: str, result: JobResult) -> None: ...
 
 
+class BlockReporter(Reporter, Protocol):
+    """A reporter that also takes many lines at once, for speed.
+
+    ``log_block`` gets lines joined by ``"\n"`` (no trailing newline), exactly the lines
+    ``log`` would have been called with one by one. A step printing hundreds of
+    megabytes then costs one call per chunk instead of one per line. The runner uses it
+    when the reporter has it.
+    """
+
+    def log_block(self, key: str, index: int, text: str) -> None: ...
+
+
 class StepHost(Protocol):
     """What a built-in action sees of the step running it.
 

@@ -11,7 +11,7 @@ from pathlib import Path
 from shipyard.workflow._runtime import Conclusion, JobResult, StepResult
 from shipyard.workflow.executors import LocalExecutor
 from shipyard.workflow.runner import JobRunner
-from tests.helpers.jobrun import request, run_job, workflow
+from tests.helpers.jobrun import RecordingReporter, request, run_job, workflow
 
 
 class HashingReporter:
@@ -135,3 +135,44 @@ def test_very_long_lines_are_cut_not_held(tmp_path: Path) -> None:
     assert "".join(lines[:-1]) == "x" * 3_000_000
     assert lines[-1] == "end"
     assert all(len(line) <= 2 * 1024 * 1024 for line in lines)
+
+
+class _BlockReporter(RecordingReporter):
+    """Takes lines in blocks, as the platform's runner agent does."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.blocks: list[str] = []
+
+    def log_block(self, key: str, index: int, text: str) -> None:
+        self.blocks.append(text)
+        for line in text.split("\n"):
+            self.log(key, index, line)
+
+
+class TestBlockReporter:
+    """A reporter with ``log_block`` gets whole chunks, and exactly the same lines."""
+
+    def test_same_lines_fewer_calls(self, tmp_path: Path) -> None:
+        text = """
+on: push
+jobs:
+  j:
+    runs-on: ubuntu-latest
+    steps:
+      - run: seq 1 20000
+      - run: |
+          echo "::add-mask::secret-value"
+          echo "the secret-value is hidden"
+"""
+        wf = workflow(text)
+        block_reporter = _BlockReporter()
+        runner = JobRunner(LocalExecutor(), block_reporter, work_root=tmp_path / "w1",
+                           tool_cache=tmp_path / "tc")
+        result = runner.run(request(wf), None)
+        _, plain = run_job(text, tmp_path / "plain")
+        assert result.conclusion == "success"
+        assert block_reporter.step_lines(0) == plain.step_lines(0)
+        assert block_reporter.step_lines(1) == plain.step_lines(1)
+        assert "the *** is hidden" in block_reporter.step_lines(1)
+        assert len(block_reporter.blocks) < 100  # 20,000 lines came in a few blocks

@@ -129,7 +129,10 @@ class JobRunner:
         contexts = request.contexts
         secrets = contexts.get("secrets") or {}
         masker = Masker([v for v in secrets.values() if isinstance(v, str)])
-        log = JobLog(request.key, self.reporter.log, masker, is_debug(contexts))
+        log = JobLog(
+            request.key, self.reporter.log, masker, is_debug(contexts),
+            block=getattr(self.reporter, "log_block", None),
+        )
         result.annotations = log.annotations
         paths = self._prepare_dirs(request)
         try:

@@ -43,10 +43,14 @@ class JobLog:
     masker: Masker
     debug: bool = False
     annotations: list[Annotation] = field(default_factory=list)
+    block: Callable[[str, int, str], None] | None = None  # reporter.log_block, if it has one
 
     def line(self, index: int, text: str) -> None:
         """Report one or more lines (``text`` may hold newlines), masked."""
         masked = self.masker.mask(text) if self.masker else text
+        if self.block is not None:
+            self.block(self.key, index, masked)
+            return
         log, key = self.log, self.key
         for line in masked.split("\n"):
             log(key, index, line)
