@@ -16,11 +16,17 @@ implementation; the job runner validates ``with:`` against ``inputs`` and calls 
 
 from __future__ import annotations
 
-from shipyard.workflow.actions._artifact_store import LocalArtifactStore
+from shipyard.workflow.actions._artifact_store import (
+    LocalArtifactStore,
+    build_zip,
+    check_artifact_name,
+    check_member,
+    extract_zip,
+)
 from shipyard.workflow.actions._artifacts import DownloadArtifact, UploadArtifact
 from shipyard.workflow.actions._base import ActionInputDef, BuiltinAction, RunServices
 from shipyard.workflow.actions._cache import Cache, CacheRestore, CacheSave
-from shipyard.workflow.actions._cache_store import LocalCacheStore
+from shipyard.workflow.actions._cache_store import LocalCacheStore, check_cache_key
 from shipyard.workflow.actions._checkout import Checkout
 from shipyard.workflow.actions._hashfiles import hash_files
 from shipyard.workflow.actions._setup_python import SetupPython
@@ -44,6 +50,11 @@ __all__ = [
     "LocalCacheStore",
     "RunServices",
     "StoreError",
+    "build_zip",
+    "check_artifact_name",
+    "check_cache_key",
+    "check_member",
+    "extract_zip",
     "hash_files",
 ]
 

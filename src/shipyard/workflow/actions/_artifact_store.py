@@ -12,6 +12,7 @@ import zipfile
 from collections.abc import Callable, Iterable
 from dataclasses import asdict
 from pathlib import Path
+from typing import IO
 
 from shipyard.workflow.actions._stores import (
     Artifact,
@@ -27,7 +28,7 @@ _CHUNK = 1 << 20
 _FORBIDDEN_NAME_CHARS = set('"<>|*?:\\/\r\n')
 
 
-def _check_artifact_name(name: str) -> None:
+def check_artifact_name(name: str) -> None:
     if not name or name.strip() != name or name in (".", ".."):
         raise StoreError(f"invalid artifact name {name!r}")
     bad = sorted(set(name) & _FORBIDDEN_NAME_CHARS)
@@ -36,7 +37,7 @@ def _check_artifact_name(name: str) -> None:
         raise StoreError(f"invalid artifact name {name!r}: it may not contain {shown}")
 
 
-def _check_member(rel: str) -> str:
+def check_member(rel: str) -> str:
     rel = rel.replace("\\", "/")
     parts = [p for p in rel.split("/") if p not in ("", ".")]
     if not parts or rel.startswith("/") or ".." in parts:
@@ -95,13 +96,13 @@ class LocalArtifactStore:
         compression_level: int = 6,
     ) -> Artifact:
         """See :meth:`ArtifactStore.upload`."""
-        _check_artifact_name(name)
+        check_artifact_name(name)
         if not 0 <= compression_level <= 9:
             raise StoreError(f"compression level must be 0-9, got {compression_level}")
         meta_path = self._meta_path(run_id, name)
         if not overwrite and self._live(self._load(meta_path)) is not None:
             raise self._taken(run_id, name)
-        members = [(_check_member(rel), Path(src)) for rel, src in files]
+        members = [(check_member(rel), Path(src)) for rel, src in files]
         tmp, digest, size = self._build_zip(members, compression_level)
         try:
             with self._fs.locked():
@@ -139,21 +140,8 @@ class LocalArtifactStore:
     def _build_zip(self, members: list[tuple[str, Path]], level: int) -> tuple[Path, str, int]:
         fd, tmp = self._fs.temp_file()
         os.close(fd)
-        method = zipfile.ZIP_DEFLATED if level > 0 else zipfile.ZIP_STORED
-        try:
-            with zipfile.ZipFile(tmp, "w", compression=method, compresslevel=level or None) as zf:
-                for rel, src in members:
-                    zf.write(src, rel)
-            with open(tmp, "rb") as f:
-                digest = hashlib.file_digest(f, "sha256").hexdigest()
-                os.fsync(f.fileno())
-        except FileNotFoundError as e:
-            tmp.unlink(missing_ok=True)
-            raise StoreError(f"cannot upload {e.filename}: no such file") from None
-        except BaseException:
-            tmp.unlink(missing_ok=True)
-            raise
-        return tmp, digest, tmp.stat().st_size
+        digest, size = build_zip(members, level, tmp)
+        return tmp, digest, size
 
     def list(self, run_id: str) -> list[Artifact]:
         """See :meth:`ArtifactStore.list`."""
@@ -176,21 +164,8 @@ class LocalArtifactStore:
         if artifact is None:
             raise StoreError(f"Artifact not found for name: {name} (run {run_id})")
         blob = self._fs.blobs / f"{artifact.id}.zip"
-        with (
-            _verified_open(blob, artifact.digest, f"artifact {name!r}") as f,
-            zipfile.ZipFile(f) as zf,
-        ):
-            dest.mkdir(parents=True, exist_ok=True)
-            for info in zf.infolist():
-                if info.is_dir():
-                    continue
-                target = dest / _check_member(info.filename)
-                target.parent.mkdir(parents=True, exist_ok=True)
-                with zf.open(info) as src, open(target, "wb") as out:
-                    shutil.copyfileobj(src, out, _CHUNK)
-                mode = (info.external_attr >> 16) & 0o777
-                if mode:
-                    os.chmod(target, mode)
+        with _verified_open(blob, artifact.digest, f"artifact {name!r}") as f:
+            extract_zip(f, dest)
         return artifact
 
     def delete(self, run_id: str, name: str) -> bool:
@@ -222,3 +197,43 @@ class LocalArtifactStore:
         return count
 
 
+def build_zip(members: list[tuple[str, Path]], level: int, dest: Path) -> tuple[str, int]:
+    """Write ``members`` (relative name, file) as a zip at ``dest``; its sha256 and size.
+
+    Every artifact store makes its zips here, so a local and a remote artifact are
+    byte-for-byte the same format. ``dest`` is removed when writing fails.
+    """
+    method = zipfile.ZIP_DEFLATED if level > 0 else zipfile.ZIP_STORED
+    try:
+        with zipfile.ZipFile(dest, "w", compression=method, compresslevel=level or None) as zf:
+            for rel, src in members:
+                zf.write(src, rel)
+        with open(dest, "rb") as f:
+            digest = hashlib.file_digest(f, "sha256").hexdigest()
+            os.fsync(f.fileno())
+    except FileNotFoundError as e:
+        dest.unlink(missing_ok=True)
+        raise StoreError(f"cannot upload {e.filename}: no such file") from None
+    except BaseException:
+        dest.unlink(missing_ok=True)
+        raise
+    return digest, dest.stat().st_size
+
+
+def extract_zip(f: IO[bytes], dest: Path) -> None:
+    """Extract an artifact zip into ``dest``, refusing members that would land outside it."""
+    try:
+        with zipfile.ZipFile(f) as zf:
+            dest.mkdir(parents=True, exist_ok=True)
+            for info in zf.infolist():
+                if info.is_dir():
+                    continue
+                target = dest / check_member(info.filename)
+                target.parent.mkdir(parents=True, exist_ok=True)
+                with zf.open(info) as src, open(target, "wb") as out:
+                    shutil.copyfileobj(src, out, _CHUNK)
+                mode = (info.external_attr >> 16) & 0o777
+                if mode:
+                    os.chmod(target, mode)
+    except zipfile.BadZipFile as err:
+        raise StoreError(f"the artifact is not a readable zip: {err}") from None

@@ -21,7 +21,7 @@ from shipyard.workflow.actions._stores import (
 __all__ = ["LocalCacheStore"]
 
 
-def _check_cache_key(key: str) -> None:
+def check_cache_key(key: str) -> None:
     if not key:
         raise StoreError("cache key must not be empty")
     if len(key) > 512:
@@ -97,7 +97,7 @@ class LocalCacheStore:
 
     def save(self, key: str, version: str, archive: Path) -> CacheEntry | None:
         """See :meth:`CacheStore.save`."""
-        _check_cache_key(key)
+        check_cache_key(key)
         size = archive.stat().st_size
         if size > self.limit:
             raise StoreError(
