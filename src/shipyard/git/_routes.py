@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Annotated
 
 import anyio
-from fastapi import APIRouter, Query, Response
+from fastapi import APIRouter, Query, Request, Response
 from fastapi import Path as PathParam
 from fastapi.responses import StreamingResponse
 
@@ -196,6 +196,7 @@ def get_compare(name: _Name, claims: Auth, svc: Svc, base: _Rev, head: _Rev) -> 
 
 @router.get("/events", tags=["events"], summary="The ref-update feed (long-polls up to wait seconds)")
 async def get_events(
+    request: Request,
     claims: Auth,
     svc: Svc,
     after: Annotated[int, Query(ge=0)] = 0,
@@ -208,6 +209,9 @@ async def get_events(
         with svc.db.read() as conn:
             return read_events(conn, events, after, limit)
 
-    found = await long_poll(check, svc.notifier, [EVENTS_TOPIC], min(wait, _MAX_WAIT))
+    found = await long_poll(
+        check, svc.notifier, [EVENTS_TOPIC], min(wait, _MAX_WAIT),
+        disconnected=request.is_disconnected,
+    )
     rows = [EventOut.model_validate(e) for e in found or []]
     return EventsOut(events=rows, last_id=rows[-1].id if rows else after)

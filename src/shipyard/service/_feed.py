@@ -18,7 +18,7 @@ import contextlib
 import json
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from sqlalchemy import (
@@ -138,10 +138,14 @@ async def long_poll(
     wait: float,
     *,
     poll: float = 1.0,
+    disconnected: Callable[[], Awaitable[bool]] | None = None,
 ) -> Any:
     """Run ``check`` (in a thread) until it returns something truthy or ``wait`` runs out.
 
-    Returns the last result (falsy on timeout).
+    Returns the last result (falsy on timeout). Pass the request's ``is_disconnected``
+    as ``disconnected``: a caller that went away (a runner stopping, a service shutting
+    down) then ends the wait within ``poll`` seconds instead of holding the server's
+    graceful shutdown for the whole ``wait``.
     """
     import anyio
 
@@ -151,5 +155,7 @@ async def long_poll(
         result = await anyio.to_thread.run_sync(check)
         left = deadline - time.monotonic()
         if result or left <= 0:
+            return result
+        if disconnected is not None and await disconnected():
             return result
         await notifier.wait(topics, seen, min(left, poll))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 import logging
+import signal
 from typing import Protocol
 
 from fastapi import FastAPI
@@ -45,4 +46,13 @@ def serve(service: str, settings: Settings, *, host: str, port: int) -> None:
         limit_concurrency=2048,
         backlog=2048,
     )
+    # uvicorn handles SIGTERM/SIGINT itself (finish in-flight requests, run the
+    # lifespan's shutdown), then re-raises the signal with the handlers it found
+    # installed. These make that re-raise a clean exit 0 instead of death by signal.
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, _exit_cleanly)
     uvicorn.Server(config).run()
+
+
+def _exit_cleanly(_signum: int, _frame: object) -> None:
+    raise SystemExit(0)
