@@ -125,7 +125,7 @@ class OutputProcessor:
         if (
             (f"::{token}::" not in block)
             if token is not None
-            else (_COMMAND_START.search(block) is None)
+            else ("::" not in block or _COMMAND_START.search(block) is None)
         ):
             self.job.line(self.index, block)
             return
