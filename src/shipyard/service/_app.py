@@ -84,7 +84,7 @@ def _token_from(request: Request) -> str | None:
     return None
 
 
-def authenticate(request: Request) -> Claims:
+async def authenticate(request: Request) -> Claims:
     """The caller's verified claims; 401 when there is no valid token."""
     token = _token_from(request)
     if not token:

@@ -1,0 +1,1 @@
+"""Alembic migrations of the ci service's database."""

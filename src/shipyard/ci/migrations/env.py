@@ -1,0 +1,3 @@
+from shipyard.service import run_migrations_env
+
+run_migrations_env()

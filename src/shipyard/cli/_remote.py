@@ -1,0 +1,223 @@
+"""How the CLI reaches a server: where it is, which token, and errors as one line.
+
+The server and token come from, highest first: the ``--server``/``--token`` flags, the
+``SHIPYARD_SERVER``/``SHIPYARD_TOKEN`` environment variables, then the config file
+``$SHIPYARD_HOME/config.toml`` (default ``~/.shipyard/config.toml``) that
+``shipyard login`` and ``shipyard up`` write::
+
+    server = "http://127.0.0.1:8080"
+    token = "sy_..."
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import tomllib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
+
+import httpx
+import typer
+from rich.console import Console
+from rich.markup import escape
+
+from shipyard.errors import AuthError, ConfigError, ShipyardError, UnavailableError
+
+if TYPE_CHECKING:
+    from shipyard.service import ServiceClient
+
+__all__ = [
+    "DEFAULT_SERVER",
+    "JsonOpt",
+    "Remote",
+    "ServerOpt",
+    "ServerUnreachableError",
+    "TokenOpt",
+    "config_path",
+    "connect",
+    "print_json",
+    "read_config",
+    "reporting_errors",
+    "write_config",
+]
+
+DEFAULT_SERVER = "http://127.0.0.1:8080"
+
+ServerOpt = Annotated[
+    str | None,
+    typer.Option("--server", help="The server's URL (default: SHIPYARD_SERVER, then the config file).",
+                 show_default=False),
+]
+TokenOpt = Annotated[
+    str | None,
+    typer.Option("--token", help="The token to use (default: SHIPYARD_TOKEN, then the config file).",
+                  show_default=False),
+]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print the server's answer as JSON.")]
+
+err_console = Console(stderr=True, highlight=False)
+
+
+class ServerUnreachableError(UnavailableError):
+    """Nothing answers at the server's URL."""
+
+
+def config_path() -> Path:
+    """``$SHIPYARD_HOME/config.toml``, or ``~/.shipyard/config.toml``."""
+    home = os.environ.get("SHIPYARD_HOME")
+    return (Path(home) if home else Path.home() / ".shipyard") / "config.toml"
+
+
+def read_config(path: Path | None = None) -> dict[str, Any]:
+    """The config file's settings (empty when there is none)."""
+    path = path or config_path()
+    try:
+        with path.open("rb") as fh:
+            return tomllib.load(fh)
+    except FileNotFoundError:
+        return {}
+    except (tomllib.TOMLDecodeError, OSError) as err:
+        raise ConfigError(f"{path}: {err}") from None
+
+
+def write_config(server: str, token: str, path: Path | None = None) -> Path:
+    """Write the server and token to the config file (mode 0600), keeping other keys."""
+    from shipyard.supervisor import write_private
+
+    path = path or config_path()
+    data = read_config(path) if path.exists() else {}
+    data.update(server=server, token=token)
+    lines = []
+    for key, value in data.items():
+        if isinstance(value, str):
+            # A JSON string is a valid TOML basic string.
+            lines.append(f"{key} = {json.dumps(value)}")
+        elif isinstance(value, bool | int | float):
+            lines.append(f"{key} = {json.dumps(value)}")
+    write_private(path, "\n".join(lines) + "\n")
+    return path
+
+
+@dataclass(frozen=True)
+class Target:
+    """The server to talk to and the token to show it."""
+
+    server: str
+    token: str | None
+
+
+def resolve(server: str | None, token: str | None) -> Target:
+    """Flags, then environment, then the config file, then the local default."""
+    config: dict[str, Any] | None = None
+
+    def from_config(key: str) -> str | None:
+        nonlocal config
+        if config is None:
+            config = read_config()
+        value = config.get(key)
+        return str(value) if value else None
+
+    chosen_server = server or os.environ.get("SHIPYARD_SERVER") or from_config("server") or DEFAULT_SERVER
+    chosen_token = token or os.environ.get("SHIPYARD_TOKEN") or from_config("token")
+    return Target(chosen_server.rstrip("/"), chosen_token)
+
+
+def _raise_for(response: httpx.Response) -> None:
+    from shipyard.service import raise_for_response
+
+    raise_for_response(response)
+
+
+class Remote:
+    """The server's ``/api/v1``, through a :class:`ServiceClient`."""
+
+    def __init__(self, target: Target, *, timeout: float = 30.0) -> None:
+        # Imported here: the service package pulls in FastAPI and SQLAlchemy, which
+        # `shipyard --help` and `shipyard run` need not pay for.
+        from shipyard.service import ServiceClient
+
+        self.target = target
+        self.server = target.server
+        self.client: ServiceClient = ServiceClient(f"{target.server}/api/v1", target.token, timeout=timeout)
+
+    def _unreachable(self, err: Exception) -> NoReturn:
+        raise ServerUnreachableError(
+            f"the Shipyard server is not reachable at {self.server} ({type(err).__name__}); "
+            "start one with `shipyard up`, or point --server or SHIPYARD_SERVER at it"
+        ) from None
+
+    def request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        try:
+            response = self.client.http.request(method, path, **kwargs)
+        except (httpx.ConnectError, httpx.ConnectTimeout) as err:
+            self._unreachable(err)
+        except httpx.TransportError as err:
+            raise UnavailableError(f"{self.server} did not answer: {err}") from None
+        _raise_for(response)
+        return response
+
+    def get(self, path: str, **kwargs: Any) -> Any:
+        return self.request("GET", path, **kwargs).json()
+
+    def post(self, path: str, json: Any = None, **kwargs: Any) -> Any:
+        response = self.request("POST", path, json=json, **kwargs)
+        return response.json() if response.content else None
+
+    def delete(self, path: str, **kwargs: Any) -> None:
+        self.request("DELETE", path, **kwargs)
+
+    @contextlib.contextmanager
+    def stream(self, path: str, **kwargs: Any) -> Iterator[httpx.Response]:
+        """A streamed GET (no read timeout): the response, its status already checked."""
+        try:
+            with self.client.http.stream("GET", path, timeout=httpx.Timeout(30.0, read=None),
+                                         **kwargs) as response:
+                if response.status_code >= 400:
+                    response.read()
+                    _raise_for(response)
+                yield response
+        except (httpx.ConnectError, httpx.ConnectTimeout) as err:
+            self._unreachable(err)
+        except httpx.TransportError as err:
+            raise UnavailableError(f"{self.server} stopped answering: {err}") from None
+
+    def close(self) -> None:
+        self.client.close()
+
+
+@contextlib.contextmanager
+def connect(server: str | None, token: str | None) -> Iterator[Remote]:
+    """A :class:`Remote` for the resolved server; errors become one line and exit 1."""
+    with reporting_errors():
+        remote = Remote(resolve(server, token))
+        try:
+            yield remote
+        finally:
+            remote.close()
+
+
+def fail(message: str, *, code: int = 1) -> NoReturn:
+    err_console.print(f"[red]error:[/red] {escape(message)}", soft_wrap=True)
+    raise typer.Exit(code)
+
+
+@contextlib.contextmanager
+def reporting_errors() -> Iterator[None]:
+    """Print a :class:`ShipyardError` as its message and exit 1; Ctrl-C exits 130."""
+    try:
+        yield
+    except AuthError as err:
+        fail(f"{err} (log in with `shipyard login --server URL --token TOKEN`)")
+    except ShipyardError as err:
+        fail(str(err))
+    except KeyboardInterrupt:
+        raise typer.Exit(130) from None
+
+
+def print_json(data: Any) -> None:
+    """JSON on stdout, for scripts."""
+    print(json.dumps(data, indent=2, sort_keys=False))

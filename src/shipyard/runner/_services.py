@@ -1,0 +1,29 @@
+"""A job's artifact and cache stores: the store service, reached with the job's token."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import httpx
+
+from shipyard.runner._assignment import Assignment
+from shipyard.store import RemoteArtifactStore, RemoteCacheStore, StoreClient
+from shipyard.workflow.actions import RunServices
+
+__all__ = ["store_services"]
+
+
+def store_services(
+    http: httpx.Client, api_url: str, assignment: Assignment, scratch_dir: Path | None = None
+) -> RunServices:
+    """``RunServices`` on the store at ``api_url`` (the gateway's ``/api/v1``), as the job.
+
+    The job token allows the pipeline's artifacts (``pipeline:<id>``) and the
+    repository's caches (``cache:<repo>``); zips and archives are staged under
+    ``scratch_dir``.
+    """
+    client = StoreClient(api_url, assignment.token, http=http)
+    return RunServices(
+        artifacts=RemoteArtifactStore(client, scratch_dir=scratch_dir),
+        caches=RemoteCacheStore(client, assignment.repo, scratch_dir=scratch_dir),
+    )
