@@ -155,6 +155,14 @@ def test_each_services_openapi_is_served(platform: Platform, service: str):
     assert r.json()["paths"].keys() == direct["paths"].keys()
 
 
+@pytest.mark.parametrize("service", ["git", "store", "ci"])
+def test_each_services_metrics_are_served(platform: Platform, service: str):
+    """One address scrapes them all: /api/v1/metrics/<service> is that service's /metrics."""
+    r = httpx.get(f"{platform.url}/api/v1/metrics/{service}")
+    assert r.status_code == 200
+    assert f'service="{service}"' in r.text
+
+
 def test_errors_of_a_service_pass_through_unchanged(platform: Platform):
     with platform.api() as api:
         r = api.get("/repos/does-not-exist")

@@ -47,6 +47,10 @@ from shipyard.ci._tables import metadata
 from shipyard.service import Database, Notifier, ServiceState, Settings, TokenSigner
 from shipyard.service import create_app as create_service_app
 
+#: Largest log append a runner may send: big enough that 100 MB of output is a dozen
+#: requests, small enough to read into memory (an append is written whole or not at all).
+LOG_CHUNK_LIMIT = 16 << 20
+
 __all__ = [
     "JOB_TRANSITIONS",
     "PIPELINE_TRANSITIONS",
@@ -143,7 +147,7 @@ def create_app(
     app = create_service_app(
         service, title="Shipyard ci",
         description="Pipelines, jobs, the job queue, runners and schedules.",
-        lifespan=lifespan, upload_prefixes=(),
+        lifespan=lifespan, upload_prefixes=(("/log", LOG_CHUNK_LIMIT),),
     )
     app.state.ci = ci
     app.include_router(pipelines_router)

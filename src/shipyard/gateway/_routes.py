@@ -10,6 +10,7 @@ gateway path                                           service  service path
 ``/api/v1/blobs|artifacts|caches|logs...``             store    without ``/api/v1``
 ``/api/v1/feeds/{service}``                            it       ``/events``
 ``/api/v1/openapi/{service}.json``                     it       ``/openapi.json``
+``/api/v1/metrics/{service}``                          it       ``/metrics``
 =====================================================  =======  ===========================
 
 Each row is a Starlette route (not a FastAPI one: no parameter parsing, no OpenAPI
@@ -165,6 +166,7 @@ def proxy_routes(
     """The forwarding routes, to go after the gateway's own."""
     routes: list[BaseRoute] = [
         _PerServiceRoute("feeds", "", b"/events", proxy),
+        _PerServiceRoute("metrics", "", b"/metrics", proxy),
         _PerServiceRoute("openapi", ".json", b"/openapi.json", proxy,
                          local=lambda _service: gateway_openapi()),
     ]

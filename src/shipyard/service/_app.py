@@ -5,7 +5,8 @@
   with 500 (logged, never the traceback in the body). Every error body is
   ``{"error": "<message>"}``.
 - Bodies over ``max_json_body`` get 413, except for paths holding a fragment a service declares
-  as uploads (pushes, blobs), which get ``max_upload_body``.
+  as an upload: alone (pushes, blobs) it gets ``max_upload_body``; with a number (ci's
+  log appends, read whole into memory) that many bytes.
 - ``GET /healthz`` answers 200 when the database does, 503 otherwise.
 - ``GET /metrics`` is Prometheus text: requests and their durations per route, plus
   whatever the service registers on ``app.state.metrics``.
@@ -99,19 +100,22 @@ class _BodyLimit:
     """413 for bodies over the limit, by Content-Length and by counting a stream."""
 
     def __init__(
-        self, app: ASGIApp, default: int, large: int, large_prefixes: Sequence[str]
+        self, app: ASGIApp, default: int, large: int,
+        large_prefixes: Sequence[str | tuple[str, int]],
     ) -> None:
         self.app = app
         self.default = default
-        self.large = large
-        self.large_prefixes = tuple(large_prefixes)
+        # (path fragment, limit): a bare fragment gets the upload limit
+        self.limits = tuple(
+            (p, large) if isinstance(p, str) else (p[0], min(p[1], large)) for p in large_prefixes
+        )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         path: str = scope["path"]
-        limit = self.large if self.large_prefixes and _matches(path, self.large_prefixes) else self.default
+        limit = next((n for fragment, n in self.limits if fragment in path), self.default)
         for name, value in scope["headers"]:
             if name == b"content-length":
                 try:
@@ -133,10 +137,6 @@ class _BodyLimit:
             return message
 
         await self.app(scope, counted, send)
-
-
-def _matches(path: str, prefixes: tuple[str, ...]) -> bool:
-    return any(p in path for p in prefixes)
 
 
 async def _send_json(send: Send, status: int, body: dict[str, Any]) -> None:
@@ -230,7 +230,7 @@ def create_app(
     title: str,
     description: str = "",
     lifespan: Callable[[FastAPI], AbstractAsyncContextManager[None]] | None = None,
-    upload_prefixes: Sequence[str] = (),  # path fragments: "/git-receive-pack", "/blobs/"
+    upload_prefixes: Sequence[str | tuple[str, int]] = (),  # "/blobs/", or ("/log", 16 << 20)
     health: Callable[[], Awaitable[None]] | None = None,
 ) -> FastAPI:
     """A FastAPI app for ``state``'s service with the shared behaviour installed.
