@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections import Counter
+from typing import Any
 
 import httpx
+import pytest
 
-from tests.ci.conftest import CiServer, unique
+from shipyard.ci._queue import RunnerDraining, RunnerInfo
+from shipyard.service import Database, Settings
+from tests.ci.conftest import CiServer, Job, Runner, running_ci, unique
 
 
 def one_job(label: str, steps: str = "- run: echo hi") -> str:
@@ -246,3 +251,243 @@ class TestStepsAndCompletion:
         assert other.http.post(f"/jobs/{job.id}/heartbeat").status_code == 403
         job.finish()
         assert job.heartbeat() is True  # finished: nothing to keep running
+
+
+def matrix_jobs(label: str, n: int) -> str:
+    return f"""
+    on: push
+    jobs:
+      t:
+        runs-on: {label}
+        strategy:
+          matrix:
+            n: [{", ".join(str(i) for i in range(n))}]
+        steps:
+          - run: echo
+    """
+
+
+def drain(runner: Runner, url: str | None = None, **kwargs: Any) -> httpx.Response:
+    """``POST /runners/drain`` with the runner's token (through another replica: ``url``)."""
+    if url is None:
+        return runner.http.post("/runners/drain", **kwargs)
+    headers = {"Authorization": f"Bearer {runner.token}"}
+    return httpx.post(f"{url}/runners/drain", headers=headers, timeout=30, **kwargs)
+
+
+class PendingClaim:
+    """A claim long-polling in a thread; when it ended and what it brought."""
+
+    def __init__(self, runner: Runner, wait: float = 20.0) -> None:
+        self.result: list[Job | None] = []
+        self.ended = 0.0
+        self.thread = threading.Thread(target=self._claim, args=(runner, wait))
+        self.thread.start()
+        time.sleep(0.3)  # long-polling by now
+
+    def _claim(self, runner: Runner, wait: float) -> None:
+        self.result.append(runner.claim(wait=wait))
+        self.ended = time.monotonic()
+
+    def join(self, timeout: float) -> Job | None:
+        self.thread.join(timeout)
+        assert not self.thread.is_alive(), "the claim is still pending"
+        return self.result[0]
+
+
+class TestDraining:
+    """A draining runner's claims end at once with 204 and it gets no job; its jobs go on."""
+
+    def test_drain_wakes_a_pending_claim_within_a_second_with_204(self, ci: CiServer) -> None:
+        runner = ci.runner(unique("drain"))
+        pending = PendingClaim(runner)
+        drained_at = time.monotonic()
+        assert drain(runner, json={}).status_code == 204
+        assert pending.join(5) is None
+        assert pending.ended - drained_at < 1.0
+        listed = {r["id"]: r for r in ci.get("/runners").json()}
+        assert listed[runner.id]["status"] == "draining"
+
+    def test_a_job_queued_right_after_drain_goes_to_another_runner(self, ci: CiServer) -> None:
+        label = unique("after")
+        draining, other = ci.runner(label), ci.runner(label)
+        pending = PendingClaim(draining)
+        assert drain(draining).status_code == 204
+        pid = ci.create(one_job(label))
+        assert pending.join(5) is None
+        started = time.monotonic()
+        assert draining.claim(wait=10) is None  # at once, though a job of its labels waits
+        assert time.monotonic() - started < 1.0
+        assert ci.jobs(pid)["build"]["status"] == "queued"
+        job = other.must_claim(wait=1)
+        assert ci.jobs(pid)["build"]["runner_id"] == other.id
+        job.finish()
+
+    def test_the_update_that_takes_a_job_refuses_a_runner_drained_meanwhile(
+        self, ci: CiServer
+    ) -> None:
+        """A claim holding what it read before the drain still gets no job."""
+        label = unique("stale")
+        runner = ci.runner(label)
+        assert drain(runner).status_code == 204
+        pid = ci.create(one_job(label))
+        before = RunnerInfo(runner.id, runner.name, frozenset({label, "self-hosted"}))
+        with pytest.raises(RunnerDraining):
+            ci.app.state.ci.queue.try_claim(before)
+        assert ci.jobs(pid)["build"]["status"] == "queued"
+        ci.runner(label).must_claim(wait=1).finish()
+
+    def test_no_job_is_lost_when_a_drain_races_claims(self, ci: CiServer) -> None:
+        """Every job goes to a claim of the draining runner before the drain, or to another."""
+        label = unique("racing")
+        draining, other = ci.runner(label), ci.runner(label)
+        got: list[Job] = []
+        lock = threading.Lock()
+
+        def claim() -> None:
+            while (job := draining.claim(wait=10)) is not None:
+                with lock:
+                    got.append(job)
+
+        threads = [threading.Thread(target=claim) for _ in range(3)]
+        for thread in threads:
+            thread.start()
+        time.sleep(0.3)
+        pid = ci.create(matrix_jobs(label, 24))
+        assert drain(draining).status_code == 204
+        for thread in threads:
+            thread.join(10)
+            assert not thread.is_alive()
+        rest = other.run_all(wait=0.5)
+        for job in got:
+            job.finish()
+        jobs = ci.wait_done(pid)["jobs"]
+        assert len(jobs) == 24 and all(j["conclusion"] == "success" for j in jobs)
+        mine = {j["id"] for j in jobs if j["runner_id"] == draining.id}
+        assert mine == {job.id for job in got}  # nothing handed to it that it did not get
+        assert {j["id"] for j in jobs if j["runner_id"] == other.id} == {job.id for job in rest}
+
+    def test_running_jobs_of_a_draining_runner_complete(self, ci: CiServer) -> None:
+        label = unique("busy")
+        pid = ci.create(one_job(label))
+        runner = ci.runner(label)
+        job = runner.must_claim()
+        assert drain(runner).status_code == 204
+        assert drain(runner).status_code == 204  # again: nothing changes
+        listed = {r["id"]: r for r in ci.get("/runners").json()}
+        assert (listed[runner.id]["status"], listed[runner.id]["busy"]) == ("draining", 1)
+        assert runner.http.post(f"/jobs/{job.id}/heartbeat").json() == {"cancel": False}
+        assert job.heartbeat() is False
+        steps = [{"number": 1, "name": "step", "status": "in_progress"}]
+        assert job.http.post(f"/jobs/{job.id}/steps", json={"steps": steps}).status_code == 204
+        job.finish(log=b"still running\n")
+        assert ci.pipeline(pid)["conclusion"] == "success"
+        assert ci.get(f"/jobs/{job.id}/log").text == "still running\n"
+
+    def test_registering_again_makes_a_runner_that_is_not_draining(self, ci: CiServer) -> None:
+        label, name = unique("again"), unique("again")
+        first = ci.runner(label, name=name)
+        assert drain(first).status_code == 204
+        second = ci.runner(label, name=name)
+        listed = {r["id"]: r for r in ci.get("/runners").json()}
+        assert listed[second.id]["status"] == "online"
+        assert drain(first).status_code == 401  # the old token died with the registration
+        ci.create(one_job(label))
+        second.must_claim(wait=1).finish()
+
+    def test_resume_undoes_a_drain(self, ci: CiServer) -> None:
+        label = unique("resume")
+        runner = ci.runner(label)
+        assert drain(runner).status_code == 204
+        assert runner.http.post("/runners/resume").status_code == 204
+        listed = {r["id"]: r for r in ci.get("/runners").json()}
+        assert listed[runner.id]["status"] == "online"
+        ci.create(one_job(label))
+        runner.must_claim(wait=1).finish()
+
+    def test_drain_needs_the_runner_s_own_valid_token(self, ci: CiServer) -> None:
+        label = unique("who")
+        runner = ci.runner(label)
+        assert httpx.post(f"{ci.url}/runners/drain").status_code == 401
+        assert ci.post("/runners/drain").status_code == 403  # admin: no runner to drain
+        ci.create(one_job(label))
+        job = runner.must_claim()
+        assert job.http.post("/runners/drain").status_code == 403  # a job token
+        assert ci.post("/runners/resume").status_code == 403
+        job.finish()
+        assert ci.http.delete(f"/runners/{runner.id}").status_code == 204
+        response = drain(runner)
+        assert response.status_code == 401 and "revoked" in response.json()["error"]
+
+    def test_drain_bodies_are_optional_and_bad_ones_are_4xx(self, ci: CiServer) -> None:
+        runner = ci.runner(unique("body"))
+        assert drain(runner).status_code == 204  # no body at all
+        assert drain(runner, json={"anything": 1}).status_code == 204
+        for bad in (b"{not json", b"[1, 2]", b"3"):
+            response = drain(runner, content=bad, headers={"Content-Type": "application/json"})
+            assert 400 <= response.status_code < 500 and response.json()["error"], bad
+
+
+def test_a_drain_through_one_replica_holds_on_the_other(settings: Settings) -> None:
+    """The drain is in the database: a claim on another replica ends and gets no job."""
+    label = unique("replicas")
+    with running_ci(settings) as one, running_ci(settings) as two:
+        draining, other = one.runner(label), two.runner(label)
+        pending = PendingClaim(draining)  # long-polling on replica one
+        drained_at = time.monotonic()
+        assert drain(draining, url=two.url).status_code == 204
+        assert pending.join(10) is None
+        assert pending.ended - drained_at < 3.0  # replica one re-checks every second
+        pid = two.create(one_job(label))
+        assert draining.claim(wait=5) is None
+        job = other.must_claim(wait=5)
+        assert job.a["pipeline_id"] == pid
+        job.finish()
+        for server in (one, two):
+            listed = {r["id"]: r for r in server.get("/runners").json()}
+            assert listed[draining.id]["status"] == "draining"
+
+
+def _alembic(db: Database, revision: str, down: bool = False) -> None:
+    """Move ci's schema to ``revision`` (as ``Database.migrate`` does for the head)."""
+    from alembic import command
+    from alembic.config import Config
+
+    cfg = Config()
+    cfg.set_main_option("script_location", "shipyard.ci:migrations")
+    cfg.attributes["database"] = db
+    with db.engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        (command.downgrade if down else command.upgrade)(cfg, revision)
+
+
+def test_runners_registered_before_the_drain_migration_serve_after_it(
+    settings: Settings,
+) -> None:
+    """Migration 0002 adds ``draining`` (false for runners already there) and reverts."""
+    from sqlalchemy import text
+
+    db = Database(*settings.database_for("ci"))
+    try:
+        _alembic(db, "0001")
+        with db.engine.begin() as conn:
+            conn.execute(text(
+                "INSERT INTO runners (name, labels, concurrency, executor, version, jti, "
+                "created_at, last_seen, deleted) VALUES ('old', '[\"old-label\"]', 1, 'local', "
+                "'0', 'j1', 1.0, 1.0, false)"
+            ))
+            runner_id = conn.execute(text("SELECT id FROM runners WHERE name = 'old'")).scalar()
+        with running_ci(settings) as ci:  # migrates to the head
+            token = ci.signer.issue(f"runner:{runner_id}:j1", [f"runner:{runner_id}"])
+            http = httpx.Client(base_url=ci.url, timeout=30,
+                                headers={"Authorization": f"Bearer {token}"})
+            with http:
+                ci.create(one_job("old-label"))
+                assert http.post("/runners/claim", json={"wait": 5}).status_code == 200
+                assert http.post("/runners/drain").status_code == 204
+        _alembic(db, "0001", down=True)
+        _alembic(db, "head")
+        with db.engine.connect() as conn:
+            assert conn.execute(text("SELECT draining FROM runners")).scalar() in (False, 0)
+    finally:
+        db.dispose()

@@ -70,9 +70,10 @@ class Running:
 def agent_running(plat: Platform, tmp_path: Path, label: str, **kwargs: Any) -> Iterator[Running]:
     """An agent serving ``label`` in a thread of the test; forced to stop at the end."""
     token = kwargs.pop("token", None) or plat.registration_token()
+    kwargs.setdefault("claim_wait", 1.0)
     agent = Agent(
         plat.url, token, name=f"agent-{label}", labels=["self-hosted", label],
-        work_dir=tmp_path / "agent", claim_wait=1.0, **kwargs,
+        work_dir=tmp_path / "agent", **kwargs,
     )
     running = Running(agent, threading.Thread(target=lambda: _run(running), daemon=True))
     running.thread.start()
@@ -313,6 +314,150 @@ class TestStopping:
         assert not alive(pid)
         pipeline = plat.finished_pipeline(repo, timeout=10)
         assert pipeline["jobs"][0]["conclusion"] == "cancelled"
+
+
+def runner_status(plat: Platform, runner_id: int | None) -> str:
+    with plat.client() as c:
+        return str({r["id"]: r for r in c.get("/runners").json()}[runner_id]["status"])
+
+
+def claim_pending(running: Running) -> None:
+    """Wait until the agent has registered and its claim is long-polling."""
+    agent = running.agent
+    deadline = time.monotonic() + 30
+    while not (agent.runner_id is not None and agent.claim_pending):
+        assert time.monotonic() < deadline and running.thread.is_alive(), running.errors
+        time.sleep(0.02)
+    time.sleep(0.2)  # the request has reached ci
+
+
+class TestDraining:
+    def test_stopping_an_idle_agent_drains_it_and_returns_at_once(
+        self, plat: Platform, tmp_path: Path
+    ) -> None:
+        """The long-polling claim (30 s) ends with the drain, not with its wait."""
+        with agent_running(plat, tmp_path, f"idle{os.getpid()}", claim_wait=30.0) as running:
+            claim_pending(running)
+            started = time.monotonic()
+            running.agent.stop()
+            assert running.finished(5)
+            took = time.monotonic() - started
+        assert took < 1.0
+        assert running.agent.drained and not running.errors
+        assert runner_status(plat, running.agent.runner_id) == "draining"
+
+    def test_a_stopping_idle_runner_process_exits_0_within_3_s(
+        self, plat: Platform, tmp_path: Path
+    ) -> None:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "shipyard", "runner", "--server", plat.url,
+             "--token", plat.registration_token(), "--labels", f"proc{os.getpid()}",
+             "--work-dir", str(tmp_path / "w")],
+            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+            env={**os.environ, "COLUMNS": "200"},
+        )
+        try:
+            assert proc.stdout is not None
+            for line in proc.stdout:
+                if "connected to" in line:
+                    break
+            time.sleep(0.5)  # its claim is long-polling
+            started = time.monotonic()
+            proc.send_signal(signal.SIGTERM)
+            code = proc.wait(10)
+            took = time.monotonic() - started
+            assert "Runner stopped after 0 jobs" in proc.stdout.read()
+        finally:
+            proc.kill()
+            proc.wait()
+            if proc.stdout is not None:
+                proc.stdout.close()
+        assert code == 0
+        assert took < 3.0
+
+    def test_stop_finishes_the_running_job_and_takes_no_job_queued_after(
+        self, plat: Platform, tmp_path: Path
+    ) -> None:
+        """With a slot free, a claim is pending beside the job: it ends, the job does not."""
+        flag = tmp_path / "started"
+        repo, label = repo_with(plat, tmp_path, f"""
+            on: push
+            jobs:
+              first:
+                runs-on: [self-hosted, LABEL]
+                steps:
+                  - run: echo go > {flag}; sleep 1.5; echo finished
+              second:
+                needs: first
+                runs-on: [self-hosted, LABEL]
+                steps:
+                  - run: echo never here
+        """)
+        with agent_running(plat, tmp_path, label, concurrency=2, claim_wait=30.0) as running:
+            wait_file(flag)
+            claim_pending(running)
+            running.agent.stop()
+            assert running.finished(30)
+        assert running.agent.drained and running.agent.jobs_run == 1
+        pipeline = plat.pipeline(plat.pipelines(repo)[0]["id"])
+        jobs = jobs_by_name(pipeline)
+        assert (jobs["first"]["status"], jobs["first"]["conclusion"]) == ("completed", "success")
+        assert "\nfinished\n" in plat.job_log(jobs["first"]["id"])
+        assert jobs["second"]["status"] == "queued"  # queued after the drain: left for others
+        with plat.client() as c:
+            c.post(f"/pipelines/{pipeline['id']}/cancel").raise_for_status()
+
+    def test_when_ci_cannot_drain_the_pending_claim_is_waited_for(
+        self, plat: Platform, tmp_path: Path
+    ) -> None:
+        plat.faults.inject["/runners/drain"] = [503]
+        try:
+            with agent_running(plat, tmp_path, f"nodrain{os.getpid()}", claim_wait=2.0) as running:
+                claim_pending(running)
+                running.agent.stop()
+                time.sleep(0.5)
+                assert running.thread.is_alive()  # a job ci hands out meanwhile is not lost
+                assert running.finished(10)
+        finally:
+            plat.faults.inject.clear()
+        assert not running.agent.drained and not running.errors
+
+    def test_an_agent_on_a_drained_runner_s_token_serves_again(
+        self, plat: Platform, tmp_path: Path
+    ) -> None:
+        repo, label = repo_with(plat, tmp_path, """
+            on: push
+            jobs:
+              one:
+                runs-on: [self-hosted, LABEL]
+                steps:
+                  - run: echo hi
+        """)
+        with plat.client(plat.registration_token()) as c:
+            reg = c.post("/runners/register", json={
+                "name": f"drained-{label}", "labels": ["self-hosted", label], "concurrency": 1,
+                "executor": "local", "version": "test",
+            }).json()
+        with plat.client(reg["token"]) as c:
+            c.post("/runners/drain").raise_for_status()  # as its last agent did on stopping
+        with agent_running(plat, tmp_path, label, token=reg["token"]):
+            pipeline = plat.finished_pipeline(repo)
+        assert pipeline["jobs"][0]["conclusion"] == "success"
+
+    def test_a_runner_drained_under_a_serving_agent_is_not_hammered(
+        self, plat: Platform, tmp_path: Path
+    ) -> None:
+        """Another agent on the same token stopped: claims answered at once back off."""
+        with agent_running(plat, tmp_path, f"shared{os.getpid()}", claim_wait=5.0) as running:
+            claim_pending(running)
+            token = running.agent.runner_token
+            with plat.client(token) as c:
+                c.post("/runners/drain").raise_for_status()
+            before = plat.faults.count("runners/claim")
+            time.sleep(2.0)
+            sent = plat.faults.count("runners/claim") - before
+            assert running.thread.is_alive() and not running.agent.stopping
+        assert 1 <= sent <= 5, sent
 
 
 class TestResilience:

@@ -3,6 +3,9 @@
 A job costs a runner three requests: claim, log (one or more appends; a short job's
 whole log fits in one), complete (with its steps). Heartbeats come every
 ``heartbeat_interval`` only while a job runs longer than that.
+
+A runner that stops drains first: its pending claim ends at once with 204 and no later
+claim gets a job, so it can exit without waiting out a long poll or losing a job.
 """
 
 from __future__ import annotations
@@ -12,17 +15,18 @@ import json
 from typing import Annotated, Any
 
 import anyio
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Body, Depends, Query, Request
 from fastapi.responses import JSONResponse, Response
 
 from shipyard.ci import _repo as repo
 from shipyard.ci._logs import LogGap
-from shipyard.ci._queue import token_pipeline
+from shipyard.ci._queue import RunnerDraining, token_pipeline
 from shipyard.ci._schemas import (
     Assignment,
     ClaimRequest,
     Completed,
     CompleteRequest,
+    DrainRequest,
     Heartbeat,
     Id,
     LogSize,
@@ -71,16 +75,36 @@ def delete_runner(runner_id: Id, claims: Auth, ci: Ci) -> Response:
     return Response(status_code=204)
 
 
+@router.post("/runners/drain", status_code=204,
+             summary="The runner is stopping: end its claims now and give it no more jobs")
+def drain(claims: Auth, ci: Ci, body: Annotated[DrainRequest | None, Body()] = None) -> Response:
+    runner_id = ci.queue.set_draining(claims, True)
+    ci.notifier.notify(f"runner:{runner_id}")
+    return Response(status_code=204)
+
+
+@router.post("/runners/resume", status_code=204,
+             summary="Undo a drain: the runner's claims get jobs again")
+def resume(claims: Auth, ci: Ci, body: Annotated[DrainRequest | None, Body()] = None) -> Response:
+    ci.queue.set_draining(claims, False)
+    return Response(status_code=204)
+
+
 @router.post("/runners/claim", response_model=Assignment,
-             responses={204: {"description": "no job within the wait"}},
+             responses={204: {"description": "no job within the wait, or the runner drains"}},
              summary="Long-poll for a job this runner can run")
 async def claim(request: Request, body: ClaimRequest, claims: Caller, ci: Ci) -> Any:
-    runner, assignment = await anyio.to_thread.run_sync(ci.queue.first_claim, claims, body.slots)
-    if assignment is None and body.slots > 0 and body.wait > 0:
-        assignment = await long_poll(
-            functools.partial(ci.queue.try_claim, runner), ci.notifier, ["jobs"], body.wait,
-            disconnected=request.is_disconnected,
+    try:
+        runner, assignment = await anyio.to_thread.run_sync(
+            ci.queue.first_claim, claims, body.slots
         )
+        if assignment is None and body.slots > 0 and body.wait > 0:
+            assignment = await long_poll(
+                functools.partial(ci.queue.try_claim, runner), ci.notifier,
+                ["jobs", f"runner:{runner.id}"], body.wait, disconnected=request.is_disconnected,
+            )
+    except RunnerDraining:
+        return Response(status_code=204)
     if not assignment:
         return Response(status_code=204)
     ci.notifier.notify("events")

@@ -1,8 +1,13 @@
-"""Runners and the job queue: registration, claims, heartbeats, job tokens.
+"""Runners and the job queue: registration, claims, draining, heartbeats, job tokens.
 
 A claim is one conditional ``UPDATE ... WHERE status = 'queued'`` (on PostgreSQL after
 ``SELECT ... FOR UPDATE SKIP LOCKED``), so a job is handed out once, whatever the
 number of threads or replicas asking.
+
+A stopping runner drains: ``runners.draining`` is set, and the claim's ``UPDATE`` also
+requires that the runner is not draining. Whichever commits first wins, on every
+replica: a job is either taken before the drain (and the claim brings it to the
+runner, which runs it) or not at all.
 """
 
 from __future__ import annotations
@@ -25,7 +30,7 @@ from shipyard.ci._tables import jobs, pipelines, runners
 from shipyard.errors import AuthError, ConflictError, ForbiddenError, NotFoundError
 from shipyard.service import Claims, Database, Settings, TokenSigner
 
-__all__ = ["JobQueue", "RunnerInfo"]
+__all__ = ["JobQueue", "RunnerDraining", "RunnerInfo"]
 
 IMPLICIT_LABELS = ("self-hosted",)
 _HEAD = 16  # queued jobs a claim looks at before searching by label set
@@ -37,9 +42,13 @@ _HEADS = (
     .order_by(jobs.c.id).limit(_HEAD)
 )
 _HEADS_LOCKED = _HEADS.with_for_update(skip_locked=True)
+_DRAINING = select(runners.c.id).where(
+    and_(runners.c.id == bindparam("rid"), runners.c.draining.is_(True))
+)
 _TAKE = (
     update(jobs)
-    .where(and_(jobs.c.id == bindparam("jid"), jobs.c.status == JobStatus.QUEUED.value))
+    .where(and_(jobs.c.id == bindparam("jid"), jobs.c.status == JobStatus.QUEUED.value,
+                ~_DRAINING.exists()))
     .values(status=JobStatus.RUNNING.value, runner_id=bindparam("rid"),
             started_at=bindparam("now"), heartbeat_at=bindparam("now"),
             deadline=bindparam("now") + jobs.c.timeout, cancel_reason=None)
@@ -55,6 +64,12 @@ class RunnerInfo:
     id: int
     name: str
     labels: frozenset[str]  # lower case, implicit ones included
+    jti: str = ""  # the id of the token it was found by
+    draining: bool = False
+
+
+class RunnerDraining(Exception):
+    """The claiming runner is draining: its claim ends now, without a job."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,6 +151,7 @@ class JobQueue:
             values = {
                 "labels": json.dumps(clean), "concurrency": concurrency, "executor": executor,
                 "version": version, "jti": jti, "last_seen": now,
+                "draining": False,  # a runner registered again is a new one, serving
             }
             if existing is None:
                 runner_id = int(conn.execute(insert(runners).values(
@@ -160,22 +176,47 @@ class JobQueue:
             runner_id = int(parts[1])
         except ValueError:
             raise ForbiddenError("this needs a runner token") from None
-        cached = self._runners.get(runner_id)
-        if cached is not None and time.monotonic() - cached[0] < _RUNNER_TTL:
-            row = cached[1]
-        else:
-            with repo.peek(self.db) as conn:
-                row = conn.execute(
-                    select(runners.c.id, runners.c.name, runners.c.labels, runners.c.deleted,
-                           runners.c.jti).where(runners.c.id == runner_id)
-                ).first()
-            self._runners[runner_id] = (time.monotonic(), row)
+        row = self._runner_row(runner_id)
         if row is None or row.deleted or row.jti != parts[2]:
             raise AuthError("this runner's token was revoked: register the runner again")
         labels = {label.lower() for label in json.loads(row.labels)}
         labels.update(IMPLICIT_LABELS)
         labels.add(row.name.lower())
-        return RunnerInfo(row.id, row.name, frozenset(labels))
+        return RunnerInfo(row.id, row.name, frozenset(labels), row.jti, bool(row.draining))
+
+    def _runner_row(self, runner_id: int) -> Any:
+        """The runner's row (or ``None``), trusted from memory for ``_RUNNER_TTL`` seconds."""
+        cached = self._runners.get(runner_id)
+        if cached is not None and time.monotonic() - cached[0] < _RUNNER_TTL:
+            return cached[1]
+        with repo.peek(self.db) as conn:
+            row = conn.execute(
+                select(runners.c.id, runners.c.name, runners.c.labels, runners.c.deleted,
+                       runners.c.jti, runners.c.draining).where(runners.c.id == runner_id)
+            ).first()
+        self._runners[runner_id] = (time.monotonic(), row)
+        return row
+
+    def set_draining(self, claims: Claims, draining: bool = True) -> int:
+        """Mark the token's runner draining (or serving again); its id.
+
+        A draining runner's claims end at once with no job (see :meth:`try_claim`); its
+        running jobs go on. The caller wakes the runner's pending claims (topic
+        ``runner:<id>``); on other replicas they notice within a poll.
+        """
+        runner = self.runner_for(claims)
+        with self.db.write() as conn:
+            # By the token's id too: a registration since then is a runner not to touch.
+            result = conn.execute(
+                update(runners)
+                .where(and_(runners.c.id == runner.id, runners.c.jti == runner.jti,
+                            runners.c.deleted.is_(False)))
+                .values(draining=draining, last_seen=self.clock())
+            )
+        self._runners.pop(runner.id, None)
+        if result.rowcount != 1:
+            raise AuthError("this runner's token was revoked: register the runner again")
+        return runner.id
 
     def seen(self, runner_id: int) -> None:
         """Record that a runner is alive (written at most every few seconds)."""
@@ -206,7 +247,10 @@ class JobQueue:
             {
                 "id": r.id, "name": r.name, "labels": json.loads(r.labels),
                 "concurrency": r.concurrency, "executor": r.executor, "version": r.version,
-                "status": "online" if r.last_seen and now - r.last_seen < window else "offline",
+                "status": (
+                    "offline" if not r.last_seen or now - r.last_seen >= window
+                    else "draining" if r.draining else "online"
+                ),
                 "busy": busy.get(r.id, 0), "last_seen": r.last_seen, "created_at": r.created_at,
             }
             for r in rows
@@ -228,20 +272,42 @@ class JobQueue:
     def first_claim(
         self, claims: Claims, slots: int
     ) -> tuple[RunnerInfo, dict[str, Any] | None]:
-        """The runner of a claim and, when a job is queued for it already, its assignment."""
+        """The runner of a claim and, when a job is queued for it already, its assignment.
+
+        Raises :class:`RunnerDraining` when the runner is draining.
+        """
         runner = self.runner_for(claims)
         self.seen(runner.id)
+        if runner.draining:
+            raise RunnerDraining(runner.id)
         return runner, self.try_claim(runner) if slots > 0 else None
 
     def try_claim(self, runner: RunnerInfo) -> dict[str, Any] | None:
-        """Hand the oldest queued job the runner can run to it, or ``None``."""
+        """Hand the oldest queued job the runner can run to it, or ``None``.
+
+        Raises :class:`RunnerDraining` when the runner is draining: always when the
+        ``UPDATE`` that would take a job finds it so, and when there is no job once the
+        drain is seen (at once on this replica, within ``_RUNNER_TTL`` on others).
+        """
+        row = None
+        found = True
         if self.db.is_sqlite:
             # SQLite has one writer at a time: many runners woken by one queued job
             # look first without the write lock, and only a likely winner takes it.
             with repo.peek(self.db) as conn:
-                if self._pick(conn, runner) is None:
-                    return None
-        row = None
+                found = self._pick(conn, runner) is not None
+        if found:
+            row = self._take(runner)
+        if row is None:
+            seen = self._runner_row(runner.id)
+            if seen is not None and seen.draining:
+                raise RunnerDraining(runner.id)
+            return None
+        self._mark_running(row.pipeline_id, row.attempt)
+        return self.assignment(row)
+
+    def _take(self, runner: RunnerInfo) -> Any:
+        """Mark the oldest queued job the runner can run as its; the job's row or ``None``."""
         with self.db.write() as conn:
             for _ in range(5):
                 pick = self._pick(conn, runner)
@@ -253,11 +319,11 @@ class JobQueue:
                 if row is not None:
                     repo.job_event(conn, row.id, row.pipeline_id, JobStatus.RUNNING.value, None)
                     self.metrics.started(now - (row.queued_at or now))
-                    break
-        if row is None:
-            return None
-        self._mark_running(row.pipeline_id, row.attempt)
-        return self.assignment(row)
+                    return row
+                if conn.execute(_DRAINING, {"rid": runner.id}).first() is not None:
+                    self._runners.pop(runner.id, None)
+                    raise RunnerDraining(runner.id)
+        return None
 
     def _labels(self, text: str) -> frozenset[str]:
         found = self._label_sets.get(text)

@@ -13,6 +13,7 @@ __all__ = [
     "CompleteRequest",
     "Completed",
     "DispatchRequest",
+    "DrainRequest",
     "EventsPage",
     "Heartbeat",
     "Id",
@@ -165,10 +166,14 @@ class Runner(BaseModel):
     concurrency: int
     executor: str
     version: str
-    status: Literal["online", "offline"]
+    status: Literal["online", "offline", "draining"]
     busy: int
     last_seen: float | None = None
     created_at: float
+
+
+class DrainRequest(_In):
+    """``POST /runners/drain`` takes no fields: the body may be ``{}`` or left out."""
 
 
 class ClaimRequest(_In):

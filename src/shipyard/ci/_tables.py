@@ -1,4 +1,4 @@
-"""The ci service's tables (SQLAlchemy Core); migrations/versions/0001 creates them.
+"""The ci service's tables (SQLAlchemy Core); migrations/versions/ create them.
 
 JSON columns are ``Text`` holding JSON, the same on SQLite and PostgreSQL.
 """
@@ -139,6 +139,8 @@ runners = Table(
     Column("created_at", Float, nullable=False),
     Column("last_seen", Float),
     Column("deleted", Boolean, nullable=False, default=False),
+    # Set by the runner as it stops (migration 0002): no claim of it is given a job.
+    Column("draining", Boolean, nullable=False, default=False),
     Index("ix_runners_name", "name"),
 )
 

@@ -27,7 +27,7 @@ __all__ = [
 _STYLE = {
     "success": "green", "failure": "red", "cancelled": "yellow", "skipped": "dim",
     "running": "cyan", "in_progress": "cyan", "cancelling": "yellow", "queued": "blue",
-    "waiting": "dim", "online": "green", "offline": "red",
+    "waiting": "dim", "online": "green", "offline": "red", "draining": "yellow",
 }
 _MARK = {
     "success": "✓", "failure": "✗", "cancelled": "⊘", "skipped": "-", "running": "●",

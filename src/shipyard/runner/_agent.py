@@ -16,9 +16,12 @@ to talk to services that serve the routes without the prefix. A server that is d
 or answers nonsense is retried with backoff, never fatal; only a token the server
 refuses (401/403) ends :meth:`Agent.run` with the error.
 
-:meth:`Agent.stop` stops claiming and lets running jobs finish (a claim long-polling
-then is waited for, so a job ci hands out meanwhile is not lost); a second call cancels
-running jobs and abandons the claim.
+:meth:`Agent.stop` stops claiming and lets running jobs finish: it drains the runner
+(``POST /runners/drain``), so ci ends a long-polling claim at once and hands the runner
+no more jobs; a job ci handed out just before the drain still comes back with the claim
+and is run, so nothing is lost and an idle agent stops in a moment. When ci cannot be
+told (down, or too old to drain), the pending claim is waited for instead. A second
+call cancels running jobs and abandons the claim.
 
 Jobs of one agent run side by side, each in a working folder of its own slot
 (``<work_dir>/work/<slot>``, emptied after each job); tools that setup actions install
@@ -63,6 +66,9 @@ from shipyard.workflow.executors import Executor, get_executor
 __all__ = ["DEFAULT_LABELS", "Agent", "AgentListener", "ServicesFactory", "runner_id_of"]
 
 log = logging.getLogger("shipyard.runner")
+
+# Drain is one quick write; a ci that takes longer is treated as one that cannot drain.
+_DRAIN_TIMEOUT = 5.0
 
 DEFAULT_LABELS: tuple[str, ...] = (
     "self-hosted", "linux", "x64", "ubuntu-latest", "ubuntu-24.04", "ubuntu-22.04",
@@ -202,6 +208,8 @@ class Agent:
         self._stopping = threading.Event()
         self._forced = threading.Event()
         self._idle = threading.Event()
+        self._drainer: threading.Thread | None = None
+        self.drained = False  # ci acknowledged the drain: no claim of ours gets a job
         self.jobs_run = 0
         self.claim_pending = False  # a claim is long-polling now
 
@@ -210,19 +218,35 @@ class Agent:
     def stop(self, force: bool = False) -> None:
         """Stop claiming and let running jobs finish; a second call (or ``force``) cancels them.
 
-        A claim long-polling when the first call comes is waited for (at most the
-        claim wait) and a job it brings is run: ci may hand it out until the moment the
-        poll ends, and a job handed to an agent that has gone would be lost. The second
-        call abandons it.
+        The first call drains the runner from a thread (signal handlers call this, so it
+        never blocks); the pending claim then ends at once, maybe with a job ci handed
+        out just before, which is run. If ci cannot be told, the claim is waited for.
+        The second call abandons it.
         """
-        if force or self._stopping.is_set():
+        first = not self._stopping.is_set()
+        if force or not first:
             self._forced.set()
             with self._cond:
                 for running in self._running.values():
                     running.cancel.set()
         self._stopping.set()
+        token = self.runner_token
+        if first and not force and token is not None:
+            self._drainer = threading.Thread(
+                target=self._drain, args=(token,), name="drain", daemon=True
+            )
+            self._drainer.start()
         with self._cond:
             self._cond.notify_all()
+
+    def _drain(self, token: str) -> None:
+        try:
+            self.api.drain(token, timeout=_DRAIN_TIMEOUT)
+        except RequestError as err:
+            log.warning("ci was not told this runner stops (%s); waiting for the pending claim",
+                        err)
+            return
+        self.drained = True
 
     @property
     def stopping(self) -> bool:
@@ -259,6 +283,9 @@ class Agent:
                 raise error[0]
         finally:
             self._idle.set()
+            drainer = self._drainer
+            if drainer is not None:  # not cut short by closing the client under it
+                drainer.join(_DRAIN_TIMEOUT + 1)
             if self._own_http:
                 # A claim still long-polling (only after a forced stop) fails and ends.
                 self.http.close()
@@ -268,9 +295,11 @@ class Agent:
     def _register(self) -> bool:
         runner_id = runner_id_of(self._token)
         if runner_id is not None:
-            self.runner_id, self.runner_token = runner_id, self._token
             self.claim_wait = self.claim_wait if self.claim_wait is not None else 25.0
             self.heartbeat_interval = self.heartbeat_interval or 10.0
+            if not self._resume():
+                return False
+            self.runner_id, self.runner_token = runner_id, self._token
             return True
         backoff = Backoff(first=0.5, limit=30.0)
         while not self._stopping.is_set():
@@ -292,6 +321,25 @@ class Agent:
             return True
         return False
 
+    def _resume(self) -> bool:
+        """Undo the drain of the agent that last used this runner token (False: stopped)."""
+        backoff = Backoff(first=0.5, limit=30.0)
+        while not self._stopping.is_set():
+            try:
+                self.api.resume(self._token)
+            except UnavailableError as err:
+                log.warning("%s; retrying", err)
+                backoff.wait(self._stopping)
+                continue
+            except NotFoundError:
+                pass  # a ci that cannot drain has nothing to undo
+            except (AuthError, ForbiddenError):
+                raise
+            except RequestError as err:  # the claims will tell whether it matters
+                log.warning("%s", err)
+            return True
+        return False
+
     # -- claiming ------------------------------------------------------------------------
 
     def _claims(self, error: list[RequestError]) -> None:
@@ -306,6 +354,7 @@ class Agent:
             if self._stopping.is_set():
                 break
             self.claim_pending = True
+            asked = time.monotonic()
             try:
                 data = self.api.claim(self.runner_token, wait=wait, slots=free)
             except UnavailableError as err:
@@ -325,9 +374,17 @@ class Agent:
                 continue
             finally:
                 self.claim_pending = False
-            backoff.reset()
             if data is not None:
+                backoff.reset()
                 self._start(data)
+            elif time.monotonic() - asked < wait / 2 and not self._stopping.is_set():
+                # An empty answer at once: the runner drains though this agent is not
+                # stopping (another agent on its token stopped). No tight loop.
+                if not backoff.failures:
+                    log.warning("ci ends this runner's claims at once (is it draining?)")
+                backoff.wait(self._stopping)
+            else:
+                backoff.reset()
         with self._cond:
             self._cond.notify_all()
 

@@ -1,8 +1,8 @@
 """``shipyard runner``: run an agent in the foreground until SIGINT or SIGTERM.
 
-The first signal stops claiming and lets running jobs finish, and a claim long-polling
-then (a job ci hands out meanwhile is run, not lost); the command then exits 0. A
-second signal cancels running jobs and stops at once. One line is printed when the agent has registered and
+The first signal drains the runner (ci ends its long-polling claim at once and hands it
+no more jobs) and lets running jobs finish; the command then exits 0, at once when it
+was idle. A second signal cancels running jobs and stops at once. One line is printed when the agent has registered and
 one when each job starts and ends; warnings (a server down, retries) go to stderr.
 """
 
@@ -133,13 +133,11 @@ def runner_command(
             err.print("cancelling running jobs")
         else:
             n = len(agent.running_jobs())
-            what = [f"{n} running job{'s' if n != 1 else ''}"] if n else []
-            if agent.claim_pending:
-                what.append(f"the pending claim (up to {agent.claim_wait or 0:g}s)")
-            err.print(
-                f"stopping: waiting for {' and '.join(what) or 'nothing'} "
-                "(signal again to stop at once, cancelling jobs)"
-            )
+            if n:
+                err.print(f"stopping: waiting for {n} running job{'s' if n != 1 else ''} "
+                          "(signal again to stop at once, cancelling them)")
+            else:
+                err.print("stopping")
         agent.stop()
 
     previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}

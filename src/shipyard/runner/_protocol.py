@@ -168,6 +168,15 @@ class RunnerApi:
             return None
         return _json(response, what)
 
+    def drain(self, token: str, *, timeout: float | None = None) -> None:
+        """Tell ci the runner stops: its pending claim ends now (204) and none gets a job."""
+        self._send("POST", "/runners/drain", token, "draining the runner", json={},
+                   timeout=timeout)
+
+    def resume(self, token: str) -> None:
+        """Undo a drain: the runner's claims get jobs again (an agent starting on its token)."""
+        self._send("POST", "/runners/resume", token, "resuming the runner", json={})
+
     def heartbeat(self, token: str, job_id: int, *, timeout: float | None = None) -> bool:
         """Report the job alive; True when the server asks to cancel it."""
         what = f"heartbeat of job {job_id}"
