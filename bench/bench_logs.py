@@ -1,8 +1,10 @@
 """Logs: a job printing 100 MB, against the same command writing to a file.
 
-The command prints 100 MiB of text lines (a Python loop writing 1 MiB blocks of
-100-byte lines). The anchor is the same command with its output redirected to a file,
-timed in the same run. Through the platform (``shipyard up``, one runner) the time is
+Two commands print 100 MiB of 100-byte text lines: ``lines``, a Python loop calling
+``print()`` per line (as test runners and build tools log), and ``blocks``, a Python
+loop writing 1 MiB blocks (as fast as a program can produce output; the file anchor
+is then about 0.1 s). The anchor is the same command with its output redirected to a
+file, timed in the same run. Through the platform (``shipyard up``, one runner) the time is
 the job's own duration as ci records it, from claim to completion, which includes
 streaming every byte to ci. The stored log's step section must be byte-identical to
 the anchor's file. Target: at most 1.5x the anchor.
@@ -25,28 +27,30 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).parent))
 from _platform import init_project, platform
 
-PRINTER = (
-    "import sys\n"
-    "line = b'0123456789' * 9 + b'abcdefghi\\n'\n"
-    "block = line * 10486\n"
-    "out = sys.stdout.buffer\n"
-    "for _ in range({mib}):\n"
-    "    out.write(block)\n"
-)
+PRINTERS = {
+    "blocks": (
+        "import sys\n"
+        "line = b'0123456789' * 9 + b'abcdefghi\\n'\n"
+        "block = line * 10486\n"
+        "out = sys.stdout.buffer\n"
+        "for _ in range({mib}):\n"
+        "    out.write(block)\n"
+    ),
+    "lines": (
+        "line = '0123456789' * 9 + 'abcdefghi'\n"
+        "for _ in range({mib} * 10486):\n"
+        "    print(line)\n"
+    ),
+}
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--mib", type=int, default=100)
-    ap.add_argument("--rounds", type=int, default=3)
-    ap.add_argument("--json", action="store_true")
-    args = ap.parse_args()
+def measure(printer: str, mib: int, rounds: int) -> dict[str, object]:
     work = Path(tempfile.mkdtemp(prefix="shipyard-bench-logs-"))
     script = work / "printer.py"
-    script.write_text(PRINTER.format(mib=args.mib))
+    script.write_text(PRINTERS[printer].format(mib=mib))
     anchor_file = work / "anchor.out"
     anchors = []
-    for _ in range(args.rounds):
+    for _ in range(rounds):
         t0 = time.perf_counter()
         with anchor_file.open("wb") as out:
             subprocess.run([sys.executable, str(script)], stdout=out, check=True)
@@ -65,7 +69,7 @@ def main() -> None:
     with platform(runners=1, concurrency=1) as plat:
         remote = plat.create_repo("loud")
         plat.git(project, "remote", "add", "origin", remote)
-        for n in range(args.rounds):
+        for n in range(rounds):
             if n:
                 plat.git(project, "commit", "-q", "--allow-empty", "-m", f"round {n}")
             plat.git(project, "push", "-q", "origin", "main")
@@ -79,16 +83,28 @@ def main() -> None:
             identical.append(_step_output(log, size) == want)
     anchor = statistics.median(anchors)
     platform_s = statistics.median(durations)
-    result = {
-        "mib": args.mib, "anchor_s": round(anchor, 3), "job_s": round(platform_s, 3),
-        "ratio": round(platform_s / anchor, 2), "target_ratio": 1.5,
-        "byte_identical": all(identical),
+    return {
+        "printer": printer, "mib": mib, "anchor_s": round(anchor, 3),
+        "job_s": round(platform_s, 3), "ratio": round(platform_s / anchor, 2),
+        "target_ratio": 1.5, "byte_identical": all(identical),
     }
-    if args.json:
-        print(json.dumps(result))
-    else:
-        print(f"{args.mib} MiB log: job {result['job_s']} s vs anchor {result['anchor_s']} s "
-              f"= {result['ratio']}x (target 1.5x); stored log byte-identical: {result['byte_identical']}")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--mib", type=int, default=100)
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--printer", choices=[*PRINTERS, "both"], default="both")
+    ap.add_argument("--json", action="store_true")
+    args = ap.parse_args()
+    printers = list(PRINTERS) if args.printer == "both" else [args.printer]
+    for printer in printers:
+        r = measure(printer, args.mib, args.rounds)
+        if args.json:
+            print(json.dumps(r))
+        else:
+            print(f"{r['mib']} MiB log ({printer}): job {r['job_s']} s vs anchor {r['anchor_s']} s "
+                  f"= {r['ratio']}x (target 1.5x); stored log byte-identical: {r['byte_identical']}")
 
 
 def _step_output(log: bytes, size: int) -> str:
