@@ -69,6 +69,12 @@ def _unavailable_body(name: str) -> bytes:
     return json.dumps({"error": f"{name} is unavailable"}).encode()
 
 
+def _not_forwardable_body() -> bytes:
+    import json
+
+    return json.dumps({"error": "the request cannot be forwarded: a header is not valid HTTP"}).encode()
+
+
 async def _send_error(send: Send, status: int, body: bytes) -> None:
     await send({
         "type": "http.response.start",
@@ -103,7 +109,9 @@ def _request_headers(scope: Scope) -> tuple[list[tuple[bytes, bytes]], bool]:
             forwarded_for = value
     for name, value in raw:
         if name not in drop and name not in _FORWARDED:
-            out.append((name, value))
+            # Whitespace around a value is not part of it (RFC 9110 section 5.5); the
+            # server in front may keep it, but the client to the service refuses to send it.
+            out.append((name, value.strip(b" \t")))
     client = scope.get("client")
     if client:
         address = client[0].encode()
@@ -243,6 +251,14 @@ class Proxy:
                     raise
                 response = await self.transport.handle_async_request(request)
         except _ClientGone:
+            return
+        except httpx.LocalProtocolError:
+            # The request cannot be sent on as it is (a header value HTTP does not allow,
+            # which the server in front let through): the client's fault, not the service's.
+            # The error is not quoted: it holds the header's value, which may be a token.
+            self.errors.labels(service, "bad_request").inc()
+            log.info("%s %s: not forwarded to %s: not valid HTTP", request.method, request.url.path, service)
+            await _send_error(send, 400, _not_forwardable_body())
             return
         except httpx.TransportError as err:
             self.errors.labels(service, type(err).__name__).inc()

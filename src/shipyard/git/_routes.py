@@ -47,6 +47,9 @@ __all__ = ["router"]
 router = APIRouter()
 
 _MAX_WAIT = 60.0
+# Event ids are a BIGINT: a cursor past the largest is refused rather than overflowing
+# the database driver (a 500).
+_MAX_EVENT_ID = 2**63 - 1
 _Name = Annotated[str, PathParam(description="'name' or 'owner/name', the slash as is (not %2F)")]
 _Rev = Annotated[str, Query(description="a branch, tag, sha or other revision", max_length=1024)]
 _Path = Annotated[str, Query(description="a path from the repository's root", max_length=4096)]
@@ -199,7 +202,7 @@ async def get_events(
     request: Request,
     claims: Auth,
     svc: Svc,
-    after: Annotated[int, Query(ge=0)] = 0,
+    after: Annotated[int, Query(ge=0, le=_MAX_EVENT_ID)] = 0,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     wait: Annotated[float, Query(ge=0)] = 0.0,
 ) -> EventsOut:

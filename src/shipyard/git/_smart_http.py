@@ -260,7 +260,10 @@ async def _serve(
     "/{name:shipyard_repo}.git/info/refs",
     summary="Smart HTTP ref advertisement (clone, fetch, push discovery)",
     response_class=Response,
-    responses={200: {"content": {"application/x-git-upload-pack-advertisement": {}}}},
+    responses={200: {"content": {
+        "application/x-git-upload-pack-advertisement": {},
+        "application/x-git-receive-pack-advertisement": {},
+    }}},
 )
 async def info_refs(
     request: Request, name: _Name, claims: Auth, svc: Svc, service: _ServiceName | None = None

@@ -27,11 +27,18 @@ RangeHeader = Annotated[
 ]
 
 _BYTES: dict[str, object] = {"content": {"application/octet-stream": {}}}
+_TEXT: dict[str, object] = {"content": {"text/plain": {}}}
 _READ_RESPONSES: dict[int | str, dict[str, object]] = {
     200: {"description": "the bytes", **_BYTES},
     206: {"description": "the range of bytes asked for", **_BYTES},
     404: {"description": "not stored"},
     416: {"description": "the range is outside the blob"},
+}
+# A log is served as text (``text/plain; charset=utf-8``), not as bytes.
+_LOG_RESPONSES: dict[int | str, dict[str, object]] = {
+    **_READ_RESPONSES,
+    200: {"description": "the log", **_TEXT},
+    206: {"description": "the range of the log asked for", **_TEXT},
 }
 
 
@@ -99,7 +106,9 @@ async def put_blob(digest: str, request: Request, claims: Auth) -> Response:
 
 @router.head(
     "/blobs/{digest}", tags=["blobs"], summary="Whether a blob is stored, and its size",
-    responses={200: {"description": "stored; Content-Length is its size"}, 404: {"description": "not stored"}},
+    response_class=Response,
+    responses={200: {"description": "stored; Content-Length is its size", **_BYTES},
+               404: {"description": "not stored"}},
 )  # fmt: skip
 async def head_blob(digest: str, request: Request, claims: Auth) -> Response:
     """200 with the blob's size as ``Content-Length``, or 404."""
@@ -140,7 +149,7 @@ async def put_log(job_id: JobId, request: Request, claims: Auth) -> LogOut:
 
 @router.get(
     "/logs/{job_id}", tags=["logs"], summary="A job's log, or a range of it",
-    response_class=Response, responses=_READ_RESPONSES,
+    response_class=Response, responses=_LOG_RESPONSES,
 )  # fmt: skip
 async def get_log(job_id: JobId, request: Request, claims: Auth, range_header: RangeHeader = None) -> Response:
     """The log's bytes as stored."""
