@@ -14,6 +14,7 @@ once instead of holding a pooled connection until the service answers.
 from __future__ import annotations
 
 import logging
+import re
 import time
 from collections.abc import AsyncIterator, Mapping
 
@@ -23,6 +24,8 @@ from prometheus_client import CollectorRegistry, Counter, Histogram
 from starlette.types import Receive, Scope, Send
 
 __all__ = ["Proxy", "Upstream"]
+
+_DOT_SEGMENT = re.compile(rb"(^|/)(\.|%2e){1,2}(/|$)", re.IGNORECASE)
 
 log = logging.getLogger("shipyard.gateway")
 
@@ -204,6 +207,11 @@ class Proxy:
             self.errors.labels(service, "not_configured").inc()
             log.warning("no URL is configured for %s (set SHIPYARD_%s_URL)", service, service.upper())
             await _send_error(send, 503, _unavailable_body(service))
+            return
+        if _DOT_SEGMENT.search(raw_path):
+            # The client library would resolve "/a/../b" to "/b": a path that names one
+            # route here must not reach another one there.
+            await _send_error(send, 400, {"error": "paths with '.' or '..' segments are refused"})
             return
         headers, has_body = _request_headers(scope)
         url = upstream.target(raw_path, scope.get("query_string", b""))
