@@ -211,7 +211,7 @@ class Proxy:
         if _DOT_SEGMENT.search(raw_path):
             # The client library would resolve "/a/../b" to "/b": a path that names one
             # route here must not reach another one there.
-            await _send_error(send, 400, {"error": "paths with '.' or '..' segments are refused"})
+            await _send_error(send, 400, b'{"error": "paths with . or .. segments are refused"}')
             return
         headers, has_body = _request_headers(scope)
         url = upstream.target(raw_path, scope.get("query_string", b""))
