@@ -9,7 +9,7 @@ import httpx
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 
-from shipyard.ci import metadata
+from shipyard.ci import LOG_CHUNK_LIMIT, metadata
 from shipyard.service import Database, Settings, TokenSigner
 from tests.ci.conftest import CiServer, running_ci, unique
 
@@ -105,7 +105,8 @@ class TestBadRequests:
         job = ci.runner(label).must_claim()
         assert job.http.post(f"/jobs/{job.id}/log", params={"offset": -1}).status_code == 422
         assert job.http.post(f"/jobs/{job.id}/log", params={"offset": "x"}).status_code == 422
-        assert job.http.post(f"/jobs/{job.id}/log", content=b"x" * (2 << 20)).status_code == 413
+        too_big = b"x" * (LOG_CHUNK_LIMIT + 1)
+        assert job.http.post(f"/jobs/{job.id}/log", content=too_big).status_code == 413
         for body in ({"conclusion": "great"}, {"conclusion": "success", "log_size": -1},
                      {"conclusion": "success", "outputs": {"a": {"b": 1}}},
                      {"conclusion": "success", "steps": [{"number": 1, "status": "done"}]}):

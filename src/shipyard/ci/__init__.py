@@ -53,6 +53,7 @@ LOG_CHUNK_LIMIT = 16 << 20
 
 __all__ = [
     "JOB_TRANSITIONS",
+    "LOG_CHUNK_LIMIT",
     "PIPELINE_TRANSITIONS",
     "CiState",
     "Conclusion",
