@@ -26,12 +26,17 @@ log = logging.getLogger("shipyard.ci")
 
 
 class Watchdog:
-    """Finds jobs whose runner went silent and jobs past their timeout."""
+    """Finds jobs whose runner went silent and jobs past their timeout.
+
+    Runners cannot report while ci is down, so after a start (the first tick) each
+    running job gets a whole ``heartbeat_timeout`` to be heard of before it is lost.
+    """
 
     def __init__(self, engine: Engine, heartbeat_timeout: float, clock: Callable[[], float]) -> None:
         self.engine = engine
         self.heartbeat_timeout = heartbeat_timeout
         self.clock = clock
+        self.started: float | None = None
 
     @property
     def interval(self) -> float:
@@ -39,8 +44,10 @@ class Watchdog:
 
     def tick(self) -> None:
         now = self.clock()
+        if self.started is None:
+            self.started = now
         with self.engine.db.read() as conn:
-            lost = conn.execute(
+            lost = [] if now - self.started < self.heartbeat_timeout else conn.execute(
                 select(jobs.c.id).where(and_(
                     jobs.c.status.in_([JobStatus.RUNNING.value, JobStatus.CANCELLING.value]),
                     jobs.c.heartbeat_at < now - self.heartbeat_timeout,
