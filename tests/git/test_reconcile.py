@@ -185,3 +185,24 @@ def test_a_damaged_repository_does_not_stop_the_start(settings: Settings, tmp_pa
         response = s2.api("GET", f"/repos/{broken}/refs")
         assert response.status_code == 500
         assert response.json() == {"error": "internal error; see the service log"}
+
+
+def test_a_stale_ref_lock_left_by_a_killed_push_is_removed_at_start(
+    settings: Settings, tmp_path: Path
+) -> None:
+    """A receive-pack killed mid-update leaves refs/heads/main.lock; the next start clears it."""
+    with running(settings, tmp_path) as s:
+        name = s.new_repo("locked")
+        wt = s.checkout(name)
+        s.commit(wt, {"a": "1"})
+        s.git(wt, "push", "-q", "origin", "main")
+    lock = _bare(settings, name) / "refs" / "heads" / "main.lock"
+    lock.write_text("")
+    old = time.time() - 3600
+    os.utime(lock, (old, old))
+    fresh = _bare(settings, name) / "refs" / "heads" / "other.lock"
+    fresh.write_text("")  # young: perhaps a push still finishing, so it stays
+    with running(settings, tmp_path) as s2:
+        assert not lock.exists() and fresh.exists()
+        s2.commit(wt, {"a": "2"})
+        s2.git(wt, "push", "-q", s2.remote(name), "main")

@@ -277,6 +277,7 @@ class RepoStore:
                 continue
             try:
                 with file_lock(git_dir / LOCK_FILE):
+                    _clear_stale_ref_locks(name, git_dir)
                     changes = self.record_refs(name)
             except (OSError, GitCommandError) as err:  # deleted meanwhile, or broken: not fatal
                 log.error("could not reconcile the refs of %s: %s", name, err)
@@ -286,6 +287,29 @@ class RepoStore:
             total += len(changes)
         self.metrics.repos.set(self.count())
         return total
+
+
+#: A ref lock older than this at start is left by a receive-pack that was killed (the
+#: OOM killer, a power cut); one still running from a killed service is done long before.
+STALE_LOCK_SECONDS = 60.0
+
+
+def _clear_stale_ref_locks(name: str, git_dir: Path) -> None:
+    """Remove ``*.lock`` files a killed ``git receive-pack`` left under ``refs/``.
+
+    git refuses every later update of a ref whose lock file exists ("remove the file
+    manually to continue"), so one crash would block that branch for good. The caller
+    holds the repository's lock, so no push of ours is updating refs now.
+    """
+    now = time.time()
+    candidates = [*(git_dir / "refs").rglob("*.lock"), git_dir / "packed-refs.lock", git_dir / "HEAD.lock"]
+    for lock in candidates:
+        try:
+            if now - lock.stat().st_mtime > STALE_LOCK_SECONDS:
+                lock.unlink()
+                log.warning("removed the stale lock %s of %s", lock.relative_to(git_dir), name)
+        except FileNotFoundError:
+            continue
 
 
 def _recorded(conn: Connection, name: str) -> dict[str, str]:
