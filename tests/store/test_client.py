@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 
 import httpx
@@ -118,6 +119,19 @@ class TestRemoteArtifactStore:
             remote.list("run-abc")
         with pytest.raises(StoreError, match="invalid artifact name"):
             remote.upload("1", "a/b", files)
+
+    def test_a_rerun_replaces_what_its_earlier_attempt_uploaded(
+        self, sqlite_store: Store, tmp_path: Path
+    ) -> None:
+        """Names are per pipeline: a re-run job's upload replaces the earlier attempt's."""
+        files = write_tree(tmp_path / "src")
+        first = RemoteArtifactStore(sqlite_store.client("pipeline:1")).upload("1", "dist", files)
+        rerun = RemoteArtifactStore(sqlite_store.client("pipeline:1"), replaces_before=time.time() + 1)
+        second = rerun.upload("1", "dist", files[:1])
+        assert second.id != first.id and rerun.list("1")[0].files == ("a.txt",)
+        later = RemoteArtifactStore(sqlite_store.client("pipeline:1"), replaces_before=first.created_at)
+        with pytest.raises(StoreError, match="already exists in run 1"):
+            later.upload("1", "dist", files)  # made in this attempt: still a conflict
 
     def test_another_pipelines_token_is_refused_as_a_store_error(self, sqlite_store: Store, tmp_path: Path) -> None:
         """A job token for pipeline 1 cannot upload into pipeline 2."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import httpx
@@ -23,7 +24,12 @@ def store_services(
     ``scratch_dir``.
     """
     client = StoreClient(api_url, assignment.token, http=http)
+    # In a re-run (attempt 2 and later) the job's uploads replace what its earlier
+    # attempt stored under the same names, as the artifacts of a re-run job do on GitHub.
+    replaces_before = time.time() if assignment.attempt > 1 else None
     return RunServices(
-        artifacts=RemoteArtifactStore(client, scratch_dir=scratch_dir),
+        artifacts=RemoteArtifactStore(
+            client, scratch_dir=scratch_dir, replaces_before=replaces_before
+        ),
         caches=RemoteCacheStore(client, assignment.repo, scratch_dir=scratch_dir),
     )

@@ -71,9 +71,15 @@ class RemoteArtifactStore:
     system's temporary directory when None).
     """
 
-    def __init__(self, client: StoreClient, *, scratch_dir: Path | None = None) -> None:
+    def __init__(
+        self, client: StoreClient, *, scratch_dir: Path | None = None,
+        replaces_before: float | None = None,
+    ) -> None:
         self.client = client
         self.scratch_dir = scratch_dir
+        # A re-run job uploads under the names its earlier attempt used: an artifact
+        # created before this time (by an earlier attempt) is replaced, not a conflict.
+        self.replaces_before = replaces_before
 
     @staticmethod
     def _pipeline(run_id: str) -> int:
@@ -109,7 +115,9 @@ class RemoteArtifactStore:
             raise StoreError(f"compression level must be 0-9, got {compression_level}")
         pipeline_id = self._pipeline(run_id)
         members = [(check_member(rel), Path(src)) for rel, src in files]
-        if not overwrite and self.get(run_id, name) is not None:
+        if not overwrite and (existing := self.get(run_id, name)) is not None:
+            overwrite = self.replaces_before is not None and existing.created_at < self.replaces_before
+        if not overwrite and existing is not None:
             # Fail before zipping and uploading; the store checks again when recording.
             raise StoreError(
                 f"an artifact named {name!r} already exists in run {run_id}; "
