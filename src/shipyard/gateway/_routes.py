@@ -20,6 +20,7 @@ request with the row's pattern.
 
 from __future__ import annotations
 
+import abc
 import json
 from collections.abc import Callable
 from typing import Any
@@ -55,7 +56,7 @@ PREFIXES: dict[str, str] = {
 _STRIP = len(API_PREFIX)
 
 
-class _ProxyRoute(BaseRoute):
+class _ProxyRoute(BaseRoute, abc.ABC):
     """A route answered by forwarding; ``path`` is the pattern metrics are labelled with."""
 
     path: str
@@ -68,8 +69,9 @@ class _ProxyRoute(BaseRoute):
             return Match.FULL, {"route": self}
         return Match.NONE, {}
 
+    @abc.abstractmethod
     def accepts(self, path: str) -> bool:
-        raise NotImplementedError
+        """Whether this route answers ``path``."""
 
 
 def _raw_path(scope: Scope) -> bytes:
