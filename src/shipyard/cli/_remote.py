@@ -18,7 +18,7 @@ import tomllib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, NoReturn
+from typing import Annotated, Any, NoReturn
 
 import httpx
 import typer
@@ -26,9 +26,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from shipyard.errors import AuthError, ConfigError, ShipyardError, UnavailableError
-
-if TYPE_CHECKING:
-    from shipyard.service import ServiceClient
+from shipyard.service import ServiceClient, raise_for_response
 
 __all__ = [
     "DEFAULT_SERVER",
@@ -126,46 +124,22 @@ def resolve(server: str | None, token: str | None) -> Target:
     return Target(chosen_server.rstrip("/"), chosen_token)
 
 
-def _raise_for(response: httpx.Response) -> None:
-    from shipyard.service import raise_for_response
-
-    raise_for_response(response)
-
-
-class Remote:
-    """The server's ``/api/v1``, through a :class:`ServiceClient`."""
+class Remote(ServiceClient):
+    """The server's ``/api/v1``: a :class:`ServiceClient` that says plainly when no
+    server answers, and can stream."""
 
     def __init__(self, target: Target, *, timeout: float = 30.0) -> None:
-        # Imported here: the service package pulls in FastAPI and SQLAlchemy, which
-        # `shipyard --help` and `shipyard run` need not pay for.
-        from shipyard.service import ServiceClient
-
+        super().__init__(f"{target.server}/api/v1", target.token, timeout=timeout)
         self.target = target
         self.server = target.server
-        self.client: ServiceClient = ServiceClient(f"{target.server}/api/v1", target.token, timeout=timeout)
 
-    def _unreachable(self, err: Exception) -> NoReturn:
-        raise ServerUnreachableError(
-            f"the Shipyard server is not reachable at {self.server} ({type(err).__name__}); "
-            "start one with `shipyard up`, or point --server or SHIPYARD_SERVER at it"
-        ) from None
-
-    def request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
-        try:
-            response = self.client.http.request(method, path, **kwargs)
-        except (httpx.ConnectError, httpx.ConnectTimeout) as err:
-            self._unreachable(err)
-        except httpx.TransportError as err:
-            raise UnavailableError(f"{self.server} did not answer: {err}") from None
-        _raise_for(response)
-        return response
-
-    def get(self, path: str, **kwargs: Any) -> Any:
-        return self.request("GET", path, **kwargs).json()
-
-    def post(self, path: str, json: Any = None, **kwargs: Any) -> Any:
-        response = self.request("POST", path, json=json, **kwargs)
-        return response.json() if response.content else None
+    def transport_failed(self, err: httpx.TransportError) -> NoReturn:
+        if isinstance(err, httpx.ConnectError | httpx.ConnectTimeout):
+            raise ServerUnreachableError(
+                f"the Shipyard server is not reachable at {self.server} ({type(err).__name__}); "
+                "start one with `shipyard up`, or point --server or SHIPYARD_SERVER at it"
+            ) from None
+        raise UnavailableError(f"{self.server} did not answer: {err}") from None
 
     def delete(self, path: str, **kwargs: Any) -> None:
         self.request("DELETE", path, **kwargs)
@@ -174,19 +148,14 @@ class Remote:
     def stream(self, path: str, **kwargs: Any) -> Iterator[httpx.Response]:
         """A streamed GET (no read timeout): the response, its status already checked."""
         try:
-            with self.client.http.stream("GET", path, timeout=httpx.Timeout(30.0, read=None),
+            with self.http.stream("GET", path, timeout=httpx.Timeout(30.0, read=None),
                                          **kwargs) as response:
                 if response.status_code >= 400:
                     response.read()
-                    _raise_for(response)
+                    raise_for_response(response)
                 yield response
-        except (httpx.ConnectError, httpx.ConnectTimeout) as err:
-            self._unreachable(err)
         except httpx.TransportError as err:
-            raise UnavailableError(f"{self.server} stopped answering: {err}") from None
-
-    def close(self) -> None:
-        self.client.close()
+            self.transport_failed(err)
 
 
 @contextlib.contextmanager

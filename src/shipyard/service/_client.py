@@ -8,7 +8,7 @@ service exactly like one of its own; a service that does not answer is
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NoReturn
 
 import httpx
 
@@ -84,9 +84,13 @@ class ServiceClient:
         try:
             response = self.http.request(method, path, **kwargs)
         except httpx.TransportError as err:
-            raise UnavailableError(f"{self.base_url} did not answer: {err}") from None
+            self.transport_failed(err)
         raise_for_response(response)
         return response
+
+    def transport_failed(self, err: httpx.TransportError) -> NoReturn:
+        """Raise the error for a request that got no answer (subclasses word it)."""
+        raise UnavailableError(f"{self.base_url} did not answer: {err}") from None
 
     def get(self, path: str, **kwargs: Any) -> Any:
         return self.request("GET", path, **kwargs).json()
