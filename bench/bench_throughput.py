@@ -24,7 +24,7 @@ import httpx
 sys.path.insert(0, str(Path(__file__).parent))
 from _platform import Platform, init_project, platform
 
-_REQ = re.compile(r'^shipyard_http_requests_total\{([^}]*)\} ([0-9.e+]+)$', re.M)
+_REQ = re.compile(r'^shipyard_http_requests_total\{(.*)\} ([0-9.e+]+)$', re.M)
 
 
 def requests_served(plat: Platform) -> dict[str, float]:

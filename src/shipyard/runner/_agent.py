@@ -150,7 +150,9 @@ class Agent:
     replace :data:`DEFAULT_LABELS`; ``executor`` is a name for
     :func:`~shipyard.workflow.executors.get_executor` or an executor; ``work_dir``
     defaults to ``~/.shipyard/runner/<name>``. ``api_url`` overrides ``<server>/api/v1``
-    (the store is reached there too); ``claim_wait`` and ``heartbeat_interval`` override
+    for the runner protocol and ``store_url`` (default: ``api_url``) for artifacts and
+    caches: runners started by ``shipyard up`` talk to ci and store directly, sparing
+    every job's requests a hop through the gateway; ``claim_wait`` and ``heartbeat_interval`` override
     what the registration answers. ``services`` builds each job's artifact and cache
     stores (default: the store service with the job's token); ``listener`` hears of
     registration and of each job's start and end.
@@ -168,6 +170,7 @@ class Agent:
         work_dir: Path | None = None,
         http: httpx.Client | None = None,
         api_url: str | None = None,
+        store_url: str | None = None,
         claim_wait: float | None = None,
         heartbeat_interval: float | None = None,
         services: ServicesFactory | None = None,
@@ -177,6 +180,7 @@ class Agent:
             raise ValueError("concurrency must be at least 1")
         self.server = server.rstrip("/")
         self.api_url = (api_url or f"{self.server}/api/v1").rstrip("/")
+        self.store_url = (store_url or self.api_url).rstrip("/")
         self.name = name or _default_name()
         self.labels = _clean_labels(DEFAULT_LABELS if labels is None else labels)
         self.concurrency = concurrency
@@ -487,7 +491,7 @@ class Agent:
 
         scratch = work_root / "_store"
         scratch.mkdir(parents=True, exist_ok=True)
-        return store_services(self.http, self.api_url, assignment, scratch)
+        return store_services(self.http, self.store_url, assignment, scratch)
 
     # -- heartbeats ----------------------------------------------------------------------
 

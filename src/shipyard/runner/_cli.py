@@ -106,6 +106,16 @@ def runner_command(
         Path | None,
         typer.Option("--work-dir", help="Working folder (default: ~/.shipyard/runner/<name>)."),
     ] = None,
+    ci_url: Annotated[
+        str | None,
+        typer.Option("--ci-url", envvar="SHIPYARD_RUNNER_CI_URL", hidden=True,
+                     help="ci's own URL, bypassing the gateway (runners of shipyard up)."),
+    ] = None,
+    store_url: Annotated[
+        str | None,
+        typer.Option("--store-url", envvar="SHIPYARD_RUNNER_STORE_URL", hidden=True,
+                     help="store's own URL, bypassing the gateway (runners of shipyard up)."),
+    ] = None,
 ) -> None:
     """Run a runner agent: take jobs from the server and run them until stopped."""
     console = Console(highlight=False)
@@ -123,6 +133,7 @@ def runner_command(
         agent = Agent(
             server, token, name=name, labels=_split_labels(labels), concurrency=concurrency,
             executor=executor.value, work_dir=work_dir, listener=_ConsoleListener(console),
+            api_url=ci_url, store_url=store_url,
         )
     except ShipyardError as error:
         err.print(f"[red]error:[/red] {escape(str(error))}")

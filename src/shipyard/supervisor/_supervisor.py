@@ -137,6 +137,7 @@ class Supervisor:
         self._http = httpx.Client(timeout=httpx.Timeout(2.0), trust_env=False)
         self.gateway_port = 0
         self.local_url = ""
+        self.service_ports: dict[str, int] = {}
         self._signals_at_stop = 0
 
     # ---- output ---------------------------------------------------------------------
@@ -243,6 +244,7 @@ class Supervisor:
     def _make_services(self, public_url: str) -> None:
         ports = {name: _free_port() for name in SERVICES if name != "gateway"}
         ports["gateway"] = self.gateway_port
+        self.service_ports = ports
         env = self._base_env()
         for name, value in self.settings.model_dump(mode="json").items():
             if value not in ("", None):
@@ -269,6 +271,10 @@ class Supervisor:
             argv = [
                 sys.executable, "-m", "shipyard", "runner",
                 "--server", self.local_url,
+                # Local runners talk to ci and store on loopback directly: a job's claim,
+                # logs, heartbeats and completion skip a hop through the gateway.
+                "--ci-url", f"http://127.0.0.1:{self.service_ports['ci']}",
+                "--store-url", f"http://127.0.0.1:{self.service_ports['store']}",
                 "--name", f"{hostname}-{i}",
                 "--concurrency", str(self.settings.runner_concurrency),
                 "--executor", self.settings.runner_executor,
