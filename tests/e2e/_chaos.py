@@ -299,8 +299,8 @@ class Site:
         return dict(self.json(f"/pipelines/{pipeline_id}"))
 
     def runner_children(self) -> dict[int, str]:
-        """Runner ids and the names ``up`` gives their processes (``runner-2``)."""
-        return {r["id"]: f"runner-{r['name'].rsplit('-', 1)[1]}" for r in self.json("/runners")}
+        """Runner ids and the name of the process ``up`` runs them in (``runners``, all)."""
+        return {r["id"]: "runners" for r in self.json("/runners")}
 
     def running_jobs(self) -> list[dict[str, Any]]:
         """Jobs running now (with their runner's id)."""
@@ -312,16 +312,16 @@ class Site:
 
 @dataclass
 class Kill:
-    """One SIGKILL: of which child, and for a runner the jobs it held."""
+    """One SIGKILL: of which child, and for the runners the jobs they held."""
 
     child: str
-    runner_id: int | None = None
+    runner_ids: set[int] = field(default_factory=set)
     fresh: list[int] = field(default_factory=list)  # jobs surely mid-run when it died
     jobs: list[int] = field(default_factory=list)  # every job it held
 
 
 class Chaos:
-    """Kills children of ``up`` (``git``, ``store``, ``ci``, ``runner-N``) and waits for them."""
+    """Kills children of ``up`` (``git``, ``store``, ``ci``, ``runners``) and waits for them."""
 
     def __init__(self, site: Site, rng: random.Random) -> None:
         self.site = site
@@ -341,7 +341,7 @@ class Chaos:
 
     @property
     def killed_runners(self) -> set[int]:
-        return {k.runner_id for k in self.kills if k.runner_id is not None}
+        return {rid for k in self.kills for rid in k.runner_ids}
 
     def kill(self, child: str, record: Kill | None = None) -> None:
         """SIGKILL ``child``, then wait until ``up`` restarted it (and it is healthy)."""
@@ -357,33 +357,26 @@ class Chaos:
                             f"{child} healthy again")
 
     def kill_busy_runner(self, *, fresh: float = 0.8, patience: float = 8.0) -> None:
-        """Kill a runner running a job that started lately (so it dies mid-job).
+        """Kill the runners' process while a job that started lately runs (so it dies mid-job).
 
-        Runners holding a job a killed runner held are passed over: no job dies twice.
-        After ``patience`` seconds without one, any runner holding no such job.
+        ``up`` runs its local agents in one process, so every running job dies with it.
+        Moments when a job a former kill hit is running again are passed over: no job
+        dies twice. After ``patience`` seconds without a fresh job, any such moment.
         """
         deadline = time.monotonic() + patience
         while True:
             runners = self.site.runner_children()
-            held: dict[int, list[dict[str, Any]]] = {rid: [] for rid in runners}
-            for job in self.site.running_jobs():
-                if job["runner_id"] in held:
-                    held[job["runner_id"]].append(job)
+            jobs = [j for j in self.site.running_jobs() if j["runner_id"] in runners]
             now = time.time()
-            usable = {rid: jobs for rid, jobs in held.items()
-                      if not any(j["id"] in self.touched for j in jobs)}
-            fits = sorted(rid for rid, jobs in usable.items()
-                          if any(0.15 <= now - (j["started_at"] or 0) <= fresh for j in jobs))
+            usable = jobs and not any(j["id"] in self.touched for j in jobs)
+            fits = usable and any(0.15 <= now - (j["started_at"] or 0) <= fresh for j in jobs)
             late = time.monotonic() > deadline
             if fits or (late and usable):
-                rid = self.rng.choice(fits or sorted(usable))
-                jobs = usable[rid]
                 young = [j["id"] for j in jobs
                          if 0.15 <= time.time() - (j["started_at"] or 0) <= fresh + 0.2]
-                child = runners[rid]
-                self.kill(child, Kill(child, rid, young, [j["id"] for j in jobs]))
+                self.kill("runners", Kill("runners", set(runners), young, [j["id"] for j in jobs]))
                 return
-            assert time.monotonic() < deadline + 30, "no runner could be picked to kill"
+            assert time.monotonic() < deadline + 30, "no moment could be picked to kill the runners"
             time.sleep(0.05)
 
     def _pid(self, child: str) -> int:

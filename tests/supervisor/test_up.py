@@ -68,7 +68,7 @@ class TestStart:
             pid = up.pid(name)
             assert alive(pid)
             argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
-            assert argv[argv.index(b"serve") + 1] == name.encode()
+            assert argv[argv.index(b"shipyard.service") + 1] == name.encode()
             assert (up.data_dir / "logs" / f"{name}.log").stat().st_size > 0
         assert int((up.data_dir / "run" / "up.pid").read_text()) == up.proc.pid
 
@@ -267,7 +267,7 @@ def test_leftover_children_of_this_data_dir_are_stopped_and_others_spared(tmp_pa
     data = tmp_path / "data"
     (data / "run").mkdir(parents=True)
     leftover = subprocess.Popen(
-        [sys.executable, "-m", "shipyard", "serve", "store", "--port", str(free_port())],
+        [sys.executable, "-m", "shipyard.service", "store", "--port", str(free_port())],
         env={**{k: v for k, v in os.environ.items() if not k.startswith("SHIPYARD_")},
              "SHIPYARD_DATA_DIR": str(data.resolve()), "SHIPYARD_SECRET": TEST_SECRET},
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
@@ -290,7 +290,7 @@ def test_a_second_signal_stops_at_once_and_still_exits_0(tmp_path: Path):
     """Signalled twice, `up` kills what has not stopped yet instead of waiting 10 s."""
     up = spawn_up(tmp_path / "data", "--runners", "1")
     up.wait_for("Press Ctrl-C to stop.", timeout=120)
-    runner_log = tmp_path / "data" / "logs" / "runner-1.log"
+    runner_log = tmp_path / "data" / "logs" / "runners.log"
     assert _wait(lambda: "connected to" in runner_log.read_text(), timeout=60)
     pids = _children_pids(up)
     started = time.monotonic()

@@ -14,10 +14,8 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import tomllib
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Annotated, Any, NoReturn
 
 import httpx
@@ -25,7 +23,8 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from shipyard.errors import AuthError, ConfigError, ShipyardError, UnavailableError
+from shipyard._userconfig import config_path, read_config, write_config
+from shipyard.errors import AuthError, ShipyardError, UnavailableError
 from shipyard.service import ServiceClient, raise_for_response
 
 __all__ = [
@@ -62,42 +61,6 @@ err_console = Console(stderr=True, highlight=False)
 
 class ServerUnreachableError(UnavailableError):
     """Nothing answers at the server's URL."""
-
-
-def config_path() -> Path:
-    """``$SHIPYARD_HOME/config.toml``, or ``~/.shipyard/config.toml``."""
-    home = os.environ.get("SHIPYARD_HOME")
-    return (Path(home) if home else Path.home() / ".shipyard") / "config.toml"
-
-
-def read_config(path: Path | None = None) -> dict[str, Any]:
-    """The config file's settings (empty when there is none)."""
-    path = path or config_path()
-    try:
-        with path.open("rb") as fh:
-            return tomllib.load(fh)
-    except FileNotFoundError:
-        return {}
-    except (tomllib.TOMLDecodeError, OSError) as err:
-        raise ConfigError(f"{path}: {err}") from None
-
-
-def write_config(server: str, token: str, path: Path | None = None) -> Path:
-    """Write the server and token to the config file (mode 0600), keeping other keys."""
-    from shipyard.supervisor import write_private
-
-    path = path or config_path()
-    data = read_config(path) if path.exists() else {}
-    data.update(server=server, token=token)
-    lines = []
-    for key, value in data.items():
-        if isinstance(value, str):
-            # A JSON string is a valid TOML basic string.
-            lines.append(f"{key} = {json.dumps(value)}")
-        elif isinstance(value, bool | int | float):
-            lines.append(f"{key} = {json.dumps(value)}")
-    write_private(path, "\n".join(lines) + "\n")
-    return path
 
 
 @dataclass(frozen=True)

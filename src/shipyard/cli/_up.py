@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
+import json
+import os
+import sys
 from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
-from rich.markup import escape
 
-from shipyard.cli._remote import config_path, read_config, reporting_errors, write_config
-from shipyard.errors import ShipyardError
+from shipyard.cli._remote import reporting_errors
 
 __all__ = ["register"]
 
@@ -36,43 +36,19 @@ def up(
     Their logs are in <data-dir>/logs/. Starting again on the same data dir resumes
     where it stopped (same secret, same admin token, same data).
     """
-    from shipyard.service import load_settings
-    from shipyard.supervisor import ReadyInfo, Supervisor, UpOptions
-
-    console = Console(highlight=False)
+    # This process becomes the supervisor (exec: same pid, same terminal), leaving the
+    # command line's modules behind; shipyard.supervisor.__main__ takes it from here.
     flags = {"data_dir": data_dir, "port": port, "runners": runners, "host": host,
              "database_url": database_url}
-
-    def ready(info: ReadyInfo) -> None:
-        runners_note = f", {info.runners} runner{'s' if info.runners != 1 else ''}" if info.runners else ""
-        console.print()
-        console.print(f"[bold green]Shipyard is up[/bold green] at [bold]{escape(info.url)}[/bold] "
-                      f"(ready in {info.started_in:.1f} s{runners_note})")
-        console.print(f"  admin token: {info.admin_token}", soft_wrap=True)
-        console.print(f"  [dim]kept in {escape(str(info.token_file))}; logs in "
-                      f"{escape(str(info.data_dir / 'logs'))}[/dim]", soft_wrap=True)
-        cli_config = config_path()
-        try:
-            has_token = bool(read_config(cli_config).get("token"))
-            if not has_token:
-                write_config(info.url, info.admin_token, cli_config)
-        except (ShipyardError, OSError) as err:  # the server runs all the same
-            console.print(f"  [yellow]could not write the CLI's config: {escape(str(err))}[/yellow]",
-                          soft_wrap=True)
-            has_token = True
-        if not has_token:
-            console.print(f"  [dim]the shipyard CLI now uses this server ({escape(str(cli_config))})[/dim]",
-                          soft_wrap=True)
-        else:
-            console.print(f"  [dim]to use it from the CLI: shipyard login --server {escape(info.url)} "
-                          f"--token $(cat {escape(str(info.token_file))})[/dim]", soft_wrap=True)
-        console.print("Press Ctrl-C to stop.")
-
-    with reporting_errors():
-        settings = load_settings(flags, config_file=config)
-        code = Supervisor(UpOptions(settings, config_file=config, verbose=verbose), console,
-                          on_ready=ready).run()
-    raise typer.Exit(code)
+    options = {
+        "flags": {k: str(v) if isinstance(v, Path) else v for k, v in flags.items() if v is not None},
+        "config": str(config) if config is not None else None,
+        "verbose": verbose,
+    }
+    os.environ["SHIPYARD_UP_OPTIONS"] = json.dumps(options)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execv(sys.executable, [sys.executable, "-m", "shipyard.supervisor"])
 
 
 up.__doc__ = f"{up.__doc__}\n\n    {_PRECEDENCE}"

@@ -16,6 +16,8 @@ states and result back through the runner protocol of docs/api.md. ``shipyard ru
 (:func:`runner_command`) is the command line around it.
 """
 
+from typing import TYPE_CHECKING, Any
+
 from shipyard.runner._agent import (
     DEFAULT_LABELS,
     Agent,
@@ -24,7 +26,6 @@ from shipyard.runner._agent import (
     runner_id_of,
 )
 from shipyard.runner._assignment import Assignment, WorkflowCache, WorkflowFile, build_job_request
-from shipyard.runner._cli import runner_command
 from shipyard.runner._log import JobStream, StreamStats
 from shipyard.runner._protocol import (
     Backoff,
@@ -33,6 +34,20 @@ from shipyard.runner._protocol import (
     Registration,
     RunnerApi,
 )
+
+if TYPE_CHECKING:
+    from shipyard.runner._cli import runner_command
+
+
+def __getattr__(name: str) -> Any:
+    # The command line (Typer, Rich) loads only when asked for: the agents of
+    # ``shipyard up`` run without it.
+    if name == "runner_command":
+        from shipyard.runner._cli import runner_command
+
+        return runner_command
+    raise AttributeError(name)
+
 
 __all__ = [
     "DEFAULT_LABELS",

@@ -13,6 +13,8 @@ unqualified table names work on both.
 
 from __future__ import annotations
 
+import importlib.util
+import re
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -90,7 +92,15 @@ class Database:
             conn.execute(text("SELECT 1"))
 
     def migrate(self, script_location: str, metadata: MetaData | None = None) -> None:
-        """Bring the schema to the newest revision of ``script_location``'s chain."""
+        """Bring the schema to the newest revision of ``script_location``'s chain.
+
+        A database already at the newest revision is recognised without importing
+        Alembic, which would cost every service process about 12 MB for good
+        (``shipyard serve`` migrates in a short-lived child, then starts here).
+        """
+        head = _head_revision(script_location)
+        if head is not None and self._current_revision() == head:
+            return
         from alembic import command
         from alembic.config import Config
 
@@ -104,8 +114,45 @@ class Database:
             cfg.attributes["connection"] = conn
             command.upgrade(cfg, "head")
 
+    def _current_revision(self) -> str | None:
+        try:
+            with self.engine.connect() as conn:
+                rows = conn.execute(text("SELECT version_num FROM alembic_version")).all()
+        except Exception:  # no table yet (a new database): Alembic will create it
+            return None
+        return str(rows[0][0]) if len(rows) == 1 else None
+
     def dispose(self) -> None:
         self.engine.dispose()
+
+
+_REVISION = re.compile(r"""^(down_revision|revision)\b[^=\n]*=\s*(?:["']([^"'\n]+)["']|None)""", re.M)
+
+
+def _head_revision(script_location: str) -> str | None:
+    """The one head of a chain of migration files, read from their text; None if unsure.
+
+    ``script_location`` is ``package:folder``. Only plain ``revision = "x"`` and
+    ``down_revision = "y" | None`` lines are understood; anything else (branches,
+    merges) answers None and leaves the decision to Alembic.
+    """
+    package, _, folder = script_location.partition(":")
+    spec = importlib.util.find_spec(package)
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    versions = Path(next(iter(spec.submodule_search_locations))) / folder / "versions"
+    revisions: set[str] = set()
+    downs: set[str] = set()
+    for path in versions.glob("*.py"):
+        found = dict.fromkeys(("revision", "down_revision"), "")
+        for m in _REVISION.finditer(path.read_text()):
+            found[m.group(1)] = m.group(2) or ""
+        if found["revision"]:
+            revisions.add(found["revision"])
+            if found["down_revision"]:
+                downs.add(found["down_revision"])
+    heads = revisions - downs
+    return heads.pop() if len(heads) == 1 else None
 
 
 def _sqlite_connect(dbapi_conn: Any, _record: Any) -> None:

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import importlib
 import logging
+import os
 import signal
+import sys
+import traceback
 from typing import Protocol
 
 from fastapi import FastAPI
@@ -35,6 +38,7 @@ def serve(service: str, settings: Settings, *, host: str, port: int) -> None:
         level=settings.log_level.upper(),
         format=f"%(asctime)s {service} %(levelname)s %(name)s: %(message)s",
     )
+    _migrate_in_child(service, settings)
     app = build_app(service, settings)
     config = uvicorn.Config(
         app,
@@ -52,6 +56,27 @@ def serve(service: str, settings: Settings, *, host: str, port: int) -> None:
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, _exit_cleanly)
     uvicorn.Server(config).run()
+
+
+def _migrate_in_child(service: str, settings: Settings) -> None:
+    """Build the app once in a forked child, which runs the database migrations.
+
+    Alembic and its migration scripts then never load into the long-lived process
+    (about 12 MB each service keeps for good otherwise); the parent's own build finds
+    the schema at its newest revision and skips Alembic.
+    """
+    pid = os.fork()
+    if pid == 0:  # no threads run yet in the parent: forking here is safe
+        code = 1
+        try:
+            build_app(service, settings)
+            code = 0
+        except BaseException:  # the parent reports the failure by building again
+            traceback.print_exc(file=sys.stderr)
+        finally:
+            sys.stderr.flush()
+            os._exit(code)
+    os.waitpid(pid, 0)
 
 
 def _exit_cleanly(_signum: int, _frame: object) -> None:

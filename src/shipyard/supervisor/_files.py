@@ -8,9 +8,9 @@
         admin.token          the admin token (created once, mode 0600)
         run/up.lock          held (flock) by the running supervisor
         run/up.pid           its pid
-        run/<child>.pid      the pid of each service and runner it started
+        run/<child>.pid      the pid of each service and of the runners process
         logs/<child>.log     their output, rotated by size
-        runners/<i>/         each local runner's working folder
+        runners/<i>/         each local runner agent's working folder
 """
 
 from __future__ import annotations
@@ -126,6 +126,11 @@ def _is_ours(pid: int, data_dir: Path) -> bool:
         environ = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
     except OSError:
         return False
+    if b"shipyard.service" in argv:
+        return f"SHIPYARD_DATA_DIR={data_dir}".encode() in environ
+    if b"shipyard.runner._host" in argv and b"--work-dir" in argv:
+        i = argv.index(b"--work-dir")
+        return i + 1 < len(argv) and argv[i + 1] == str(data_dir / "runners").encode()
     if b"shipyard" not in argv:
         return False
     if b"serve" in argv:

@@ -2,8 +2,8 @@
 
 Start: take the data dir's lock, make sure the signing secret and the admin token
 exist, pick free loopback ports for git, store and ci, start the four services at once
-(each ``python -m shipyard serve <svc>``), wait until each answers ``/healthz``, then
-start the runners. Supervise: a child that dies is started again after a backoff
+(each ``python -m shipyard.service <svc>``), wait until each answers ``/healthz``, then
+start the runners (one process, ``python -m shipyard.runner._host``). Supervise: a child that dies is started again after a backoff
 (1 s doubling to 30 s). Stop (SIGINT, SIGTERM, SIGHUP): runners first, then the gateway,
 ci, store and git, each given 10 s after SIGTERM before SIGKILL; a second signal skips
 the waiting.
@@ -11,6 +11,7 @@ the waiting.
 
 from __future__ import annotations
 
+import http.client
 import os
 import re
 import signal
@@ -18,12 +19,12 @@ import socket
 import sys
 import threading
 import time
+import urllib.parse
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
 
-import httpx
 from rich.console import Console
 from rich.markup import escape
 
@@ -46,7 +47,12 @@ def runner_available() -> bool:
     """True when this installation has the runner agent (``shipyard runner``)."""
     import importlib.util
 
-    return importlib.util.find_spec("shipyard.runner._cli") is not None
+    # Looked up as a file: finding the submodule would import the package, and with it
+    # the agent's modules, into this long-lived process.
+    spec = importlib.util.find_spec("shipyard.runner")
+    return spec is not None and any(
+        (Path(folder) / "_host.py").is_file() for folder in spec.submodule_search_locations or ()
+    )
 
 
 @dataclass(frozen=True)
@@ -134,7 +140,6 @@ class Supervisor:
         self.stop = _Stop()
         self._own_log: RotatingLog | None = None
         self._signer: TokenSigner | None = None
-        self._http = httpx.Client(timeout=httpx.Timeout(2.0), trust_env=False)
         self.gateway_port = 0
         self.local_url = ""
         self.service_ports: dict[str, int] = {}
@@ -176,7 +181,6 @@ class Supervisor:
             self._stop_all()
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
-            self._http.close()
             for child in self._children():
                 child.log.close()
             if self._own_log is not None:
@@ -213,7 +217,8 @@ class Supervisor:
         ready = ReadyInfo(
             url=public_url, admin_token=admin_token, token_file=token_file,
             token_is_new=token_is_new, data_dir=self.data_dir,
-            started_in=time.monotonic() - started, runners=len(self.runners),
+            started_in=time.monotonic() - started,
+            runners=self.settings.runners if self.runners else 0,
         )
         if self._own_log is not None:
             self._own_log.write(f"ready at {public_url} in {ready.started_in:.2f} s\n".encode())
@@ -257,30 +262,33 @@ class Supervisor:
         for name in SERVICES:
             host = self.settings.host if name == "gateway" else "127.0.0.1"
             url_host = _url_host(host)
-            argv = [sys.executable, "-m", "shipyard", "serve", name, "--port", str(ports[name]),
+            # Not ``shipyard serve``: this entry point leaves the CLI's modules unloaded.
+            argv = [sys.executable, "-m", "shipyard.service", name, "--port", str(ports[name]),
                     "--host", host]
             spec = ChildSpec(name, argv, env, health_url=f"http://{url_host}:{ports[name]}/healthz")
             self.services[name] = self._child(spec)
 
     def _make_runners(self) -> None:
-        # Runner names are [A-Za-z0-9][A-Za-z0-9._-]*, and stable across restarts.
+        # The local agents run in one process, as gitlab-runner serves the runners of a
+        # host (shipyard.runner._host says why). Their names are [A-Za-z0-9][A-Za-z0-9._-]*,
+        # stable across restarts; agent i works in runners/<i>.
         hostname = re.sub(r"[^A-Za-z0-9._-]", "-", socket.gethostname().split(".")[0]).lstrip("._-") or "local"
-        for i in range(1, self.settings.runners + 1):
-            work_dir = self.data_dir / "runners" / str(i)
-            work_dir.mkdir(parents=True, exist_ok=True)
-            argv = [
-                sys.executable, "-m", "shipyard", "runner",
-                "--server", self.local_url,
-                # Local runners talk to ci and store on loopback directly: a job's claim,
-                # logs, heartbeats and completion skip a hop through the gateway.
-                "--ci-url", f"http://127.0.0.1:{self.service_ports['ci']}",
-                "--store-url", f"http://127.0.0.1:{self.service_ports['store']}",
-                "--name", f"{hostname}-{i}",
-                "--concurrency", str(self.settings.runner_concurrency),
-                "--executor", self.settings.runner_executor,
-                "--work-dir", str(work_dir),
-            ]
-            self.runners.append(self._child(ChildSpec(f"runner-{i}", argv, self._base_env())))
+        work_dir = self.data_dir / "runners"
+        work_dir.mkdir(parents=True, exist_ok=True)
+        argv = [
+            sys.executable, "-m", "shipyard.runner._host",
+            "--server", self.local_url,
+            # Local agents talk to ci and store on loopback directly: a job's claim,
+            # logs, heartbeats and completion skip a hop through the gateway.
+            "--ci-url", f"http://127.0.0.1:{self.service_ports['ci']}",
+            "--store-url", f"http://127.0.0.1:{self.service_ports['store']}",
+            "--name", hostname,
+            "--agents", str(self.settings.runners),
+            "--concurrency", str(self.settings.runner_concurrency),
+            "--executor", self.settings.runner_executor,
+            "--work-dir", str(work_dir),
+        ]
+        self.runners.append(self._child(ChildSpec("runners", argv, self._base_env())))
 
     def _start_runner(self, runner: Child) -> None:
         # A fresh registration token at each start; it is passed in the environment, not
@@ -291,11 +299,18 @@ class Supervisor:
         runner.start()
 
     def _healthy(self, child: Child, timeout: float = 2.0) -> bool:
+        # http.client rather than httpx: one GET on loopback now and then does not
+        # justify the HTTP client's memory in a process that lives as long as the server.
         assert child.spec.health_url is not None
+        url = urllib.parse.urlsplit(child.spec.health_url)
+        conn = http.client.HTTPConnection(url.hostname or "127.0.0.1", url.port, timeout=timeout)
         try:
-            return self._http.get(child.spec.health_url, timeout=timeout).status_code == 200
-        except httpx.HTTPError:
+            conn.request("GET", url.path or "/")
+            return conn.getresponse().status == 200
+        except (OSError, http.client.HTTPException):
             return False
+        finally:
+            conn.close()
 
     def _wait_healthy(self, started: float) -> bool:
         pending = dict(self.services)
