@@ -11,6 +11,10 @@
     ├── ExecutorError              an executor cannot be used here (no bwrap, no Docker)
     ├── StoreError                 an artifact or cache store refused: name taken, entry corrupt
     ├── ConfigError                settings that cannot be used (bad file, bad value)
+    ├── InfraError                 the infra engine cannot converge a stack as asked
+    │   ├── ProviderError          a provider failed on the real thing (names the cause)
+    │   ├── LockedError            another operation holds the state's lease (names it)
+    │   └── StateError             the state is corrupt, or a saved plan is stale
     └── RequestError               a request a service refuses; carries its HTTP status
         ├── InvalidRequestError    400: the request is malformed or asks for the impossible
         ├── AuthError              401: no token, or a forged or expired one
@@ -85,6 +89,22 @@ class StoreError(ShipyardError):
 
 class ConfigError(ShipyardError):
     """Settings that cannot be used: an unreadable file, a value of the wrong type."""
+
+
+class InfraError(ShipyardError):
+    """The infra engine cannot do what was asked with this stack and state."""
+
+
+class ProviderError(InfraError):
+    """A provider could not do what was asked; the message says why, for a user."""
+
+
+class LockedError(InfraError):
+    """Another operation holds the lease on the state; the message names the holder."""
+
+
+class StateError(InfraError):
+    """The state cannot be used: corrupt, truncated, or changed since a plan was made."""
 
 
 class RequestError(ShipyardError):

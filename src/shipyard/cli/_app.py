@@ -16,6 +16,7 @@ import typer
 from rich.console import Console
 
 from shipyard import __version__
+from shipyard.cli._infra import infra_app
 from shipyard.errors import ShipyardError, ValidationError
 
 app = typer.Typer(
@@ -28,6 +29,7 @@ app = typer.Typer(
 )
 
 err_console = Console(stderr=True, highlight=False)
+app.add_typer(infra_app, name="infra")
 
 
 def _pairs(values: list[str] | None, what: str) -> dict[str, str]:

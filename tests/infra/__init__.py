@@ -1,0 +1,1 @@
+"""Tests of the infra library: stacks, state, engine, CLI and providers."""
