@@ -236,11 +236,6 @@ class OrphanedStep(Exception):
     """A step of a job whose runner was killed went on running."""
 
 
-@pytest.mark.xfail(
-    strict=True, raises=OrphanedStep,
-    reason="known bug: the local executor starts steps in sessions of their own "
-    "(start_new_session), so `up` killing a dead runner's process group misses them",
-)
 def test_a_killed_runners_steps_die_with_it(plain: Site, tmp_path: Path) -> None:
     """A step does not outlive its runner: nothing of a lost job goes on unsupervised."""
     marks = tmp_path / "marks"

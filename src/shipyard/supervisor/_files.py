@@ -141,6 +141,35 @@ def _is_ours(pid: int, data_dir: Path) -> bool:
     return False
 
 
+def runners_marker(data_dir: Path) -> str:
+    """The environment entry every process of the local runners carries (``NAME=value``).
+
+    Job steps inherit the runners process's environment; the mark finds them when that
+    process is gone, even though each step runs in a session of its own (so killing the
+    runners' process group misses them).
+    """
+    return f"SHIPYARD_RUNNERS_OF={data_dir}"
+
+
+def kill_marked(marker: str) -> list[int]:
+    """SIGKILL every process whose environment holds ``marker``; the pids it killed."""
+    needle = b"\0" + marker.encode() + b"\0"
+    me = os.getpid()
+    killed = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit() or int(entry) == me:
+            continue
+        try:
+            environ = Path(f"/proc/{entry}/environ").read_bytes()
+        except OSError:
+            continue
+        if needle in b"\0" + environ + b"\0":
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(int(entry), signal.SIGKILL)
+                killed.append(int(entry))
+    return killed
+
+
 def reap_leftovers(data_dir: Path, report: Callable[[str], None]) -> None:
     """Stop children a previous supervisor left behind (it was killed with SIGKILL).
 
@@ -166,3 +195,6 @@ def reap_leftovers(data_dir: Path, report: Callable[[str], None]) -> None:
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(pid, signal.SIGKILL)
         pid_file.unlink(missing_ok=True)
+    orphans = kill_marked(runners_marker(data_dir))
+    if orphans:
+        report(f"stopped {len(orphans)} job process(es) an earlier `shipyard up`'s runners left running")

@@ -31,7 +31,13 @@ from rich.markup import escape
 from shipyard.errors import ConfigError
 from shipyard.service import SERVICES, Settings, TokenSigner
 from shipyard.supervisor._child import Child, ChildSpec, RotatingLog, describe_exit
-from shipyard.supervisor._files import DataDirLock, ensure_admin_token, reap_leftovers
+from shipyard.supervisor._files import (
+    DataDirLock,
+    ensure_admin_token,
+    kill_marked,
+    reap_leftovers,
+    runners_marker,
+)
 
 __all__ = ["ReadyInfo", "Supervisor", "UpOptions", "runner_available"]
 
@@ -288,7 +294,10 @@ class Supervisor:
             "--executor", self.settings.runner_executor,
             "--work-dir", str(work_dir),
         ]
-        self.runners.append(self._child(ChildSpec("runners", argv, self._base_env())))
+        env = self._base_env()
+        marker, _, value = runners_marker(self.data_dir).partition("=")
+        env[marker] = value
+        self.runners.append(self._child(ChildSpec("runners", argv, env)))
 
     def _start_runner(self, runner: Child) -> None:
         # A fresh registration token at each start; it is passed in the environment, not
@@ -364,6 +373,12 @@ class Supervisor:
                     code = child.poll()
                     if code is not None:
                         child.kill_group()  # what it started dies with it (a runner's jobs)
+                        if child in self.runners:
+                            # Steps run in sessions of their own: found by their mark.
+                            orphans = kill_marked(runners_marker(self.data_dir))
+                            if orphans:
+                                self.say(f"stopped {len(orphans)} job process(es) of the dead runners",
+                                         f"stopped {len(orphans)} job process(es) of the dead runners")
                         child.finish()
                         delay = child.schedule_restart(now)
                         message = f"{child.name} exited with {describe_exit(code)}; restarting in {delay:.0f} s"
@@ -425,6 +440,8 @@ class Supervisor:
             if child.proc is not None:
                 child.kill_group()  # anything the child started and left behind
                 child.finish()
+        if is_runners and group:
+            kill_marked(runners_marker(self.data_dir))  # steps, in sessions of their own
         if alive:
             took = time.monotonic() - began
             names = ", ".join(c.name for c in alive)
