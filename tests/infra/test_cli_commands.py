@@ -124,6 +124,9 @@ def test_providers() -> None:
     assert "triggers_replace (any, forces replacement)" in listed.stdout
     described = json.loads(infra(None, "providers", "null", "--json").stdout)
     assert described[0]["types"][0]["properties"]["input"]["type"] == "any"
+    assert (described[0]["types"][0]["external"], described[0]["types"][0]["finds"]) == (False, False)
+    process = json.loads(infra(None, "providers", "process", "--json").stdout)
+    assert (process[0]["types"][0]["external"], process[0]["types"][0]["finds"]) == (True, True)
     assert infra(None, "providers", "nope").returncode == 1
 
 

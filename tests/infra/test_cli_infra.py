@@ -307,3 +307,17 @@ def test_progress_lines_appear_while_the_change_runs(folder: tuple[Path, dict[st
     assert proc.returncode == 0
     assert ended - seen["slow: creating..."] > 1.0
     assert "slow: created" in seen
+
+
+def test_the_lease_of_a_killed_apply_is_taken_over_with_a_warning(nulls: Path) -> None:
+    """An apply killed while holding the lease (30 s ttl) does not block the next one:
+    its process is gone, so the lease is taken over at once, and the user is told."""
+    from tests.infra.test_lock import kill9, start_holder
+
+    holder = start_holder(nulls / ".shipyard" / "state", 30)
+    kill9(holder)
+    applied = infra(nulls, "apply", "--yes")
+    assert applied.returncode == 0, applied.stderr
+    assert (f"warning: took over the lease of holder@test (pid {holder.pid}, no longer running),"
+            " which was running apply since ") in applied.stderr
+    assert "warning" not in infra(nulls, "plan").stderr

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
@@ -9,12 +10,13 @@ import subprocess
 import sys
 import threading
 import time
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
 from shipyard.errors import LockedError
-from shipyard.infra._lock import LockInfo, default_owner
+from shipyard.infra._lock import LockInfo, default_owner, process_start
 from shipyard.infra._state import LocalBackend, ResourceState
 
 KEY = bytes(range(32))
@@ -92,6 +94,18 @@ def start_together(code: str, *args: str, count: int) -> list[subprocess.Popen[s
         p.stdin.write("go\n")
         p.stdin.flush()
     return procs
+
+
+def write_lease(state_dir: Path, *, pid: int, host: str | None = None, ttl: float = 30,
+                process_start: str | None = None) -> LockInfo:
+    """Leave the lease another process would hold (``host``: this one by default)."""
+    now = datetime.now(UTC)
+    host = host or os.uname().nodename
+    info = LockInfo(os.urandom(16).hex(), f"alice@{host}", pid, host, "apply", now,
+                    now + timedelta(seconds=ttl), ttl, process_start)
+    state_dir.mkdir(parents=True, exist_ok=True)
+    (state_dir / "lease.json").write_text(json.dumps(info.to_json()))
+    return info
 
 
 def resource(address: str) -> ResourceState:
@@ -206,34 +220,87 @@ class TestExpiry:
             s.put(resource("a"))
         assert "a" in backend.read().resources
 
-    def test_the_lease_of_a_killed_holder_is_taken_over_once_expired(self, tmp_path: Path) -> None:
-        """kill -9 leaves the lease behind; it blocks until its ttl has passed."""
+    def test_the_lease_of_a_killed_holder_on_this_host_is_taken_over_at_once(
+        self, tmp_path: Path
+    ) -> None:
+        """kill -9 leaves a 30 s lease behind; its pid runs nothing now, so the next
+        session takes it over at once, says so, and recovers the dead holder's journal."""
         backend = LocalBackend(tmp_path, key=KEY, lease_ttl=30)
-        proc = start_holder(tmp_path, 1.0)
+        proc = start_holder(tmp_path, 30)
         assert ask_to_put(proc) == "put ok"
         kill9(proc)
         dead = backend.lock_info()
-        assert dead is not None and dead.pid == proc.pid
-        with pytest.raises(LockedError, match=rf"pid {proc.pid}"):
-            backend.session("bob@host", "apply")
-        time.sleep(max(0.0, (dead.expires.timestamp() - time.time())) + 0.05)
-        assert dead.expired()
+        assert dead is not None and dead.pid == proc.pid and not dead.expired()
+        assert dead.process_start is not None
         with backend.session("bob@host", "apply") as s:
             assert s.lease.pid == os.getpid()
             assert s.took_over is not None and s.took_over.pid == proc.pid
+            assert s.notice is not None and s.notice.startswith(
+                f"took over the lease of holder@test (pid {proc.pid}, no longer running), "
+                "which was running apply since "
+            ), s.notice
             assert "r0" in s.state.resources  # the dead holder's journal was recovered
         with backend.session("bob@host", "apply") as s:
-            assert s.took_over is None
+            assert s.took_over is None and s.notice is None
 
-    def test_a_waiting_session_takes_over_when_the_dead_holders_lease_expires(
+    def test_a_pid_now_used_by_another_process_is_not_the_holder(self, tmp_path: Path) -> None:
+        """A lease naming a running process that started at another time than the
+        holder (its pid was reused) is taken over at once; naming that very process,
+        it is not."""
+        backend = LocalBackend(tmp_path, key=KEY)
+        other = subprocess.Popen(["sleep", "30"])
+        try:
+            started = process_start(other.pid)
+            assert started is not None
+            write_lease(tmp_path, pid=other.pid, process_start=started)
+            with pytest.raises(LockedError, match=rf"pid {other.pid}\)"):
+                backend.session("bob@host", "apply")
+            write_lease(tmp_path, pid=other.pid, process_start=started + "0")
+            with backend.session("bob@host", "apply") as s:
+                assert s.notice is not None and f"(pid {other.pid}, no longer running)" in s.notice
+        finally:
+            other.kill()
+            other.wait()
+
+    def test_a_killed_holder_not_yet_reaped_is_gone(self, tmp_path: Path) -> None:
+        """A holder killed but not yet waited for by its parent (a zombie) still has
+        its pid: it is gone all the same."""
+        backend = LocalBackend(tmp_path, key=KEY)
+        holder = start_holder(tmp_path, 30)
+        holder.send_signal(signal.SIGKILL)
+        deadline = time.monotonic() + 10
+        while Path(f"/proc/{holder.pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z":
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+        try:
+            with backend.session("bob@host", "apply") as s:
+                assert s.took_over is not None and s.took_over.pid == holder.pid
+        finally:
+            holder.communicate()
+
+    def test_the_lease_of_another_host_is_taken_over_once_expired(self, tmp_path: Path) -> None:
+        """A process on another host cannot be seen: its lease blocks until its ttl has
+        passed, then is taken over, saying it expired."""
+        backend = LocalBackend(tmp_path, key=KEY)
+        info = write_lease(tmp_path, pid=os.getpid() + 100_000, host="elsewhere", ttl=0.6)
+        with pytest.raises(LockedError, match=r"locked by alice@elsewhere \(pid \d+\) running apply"):
+            backend.session("bob@host", "apply")
+        time.sleep(max(0.0, info.expires.timestamp() - time.time()) + 0.05)
+        with backend.session("bob@host", "apply") as s:
+            assert s.took_over == info
+            assert s.notice is not None and s.notice.startswith(
+                "took over the expired lease of alice@elsewhere (pid"
+            ), s.notice
+
+    def test_a_waiting_session_takes_over_when_a_lease_of_another_host_expires(
         self, tmp_path: Path
     ) -> None:
         backend = LocalBackend(tmp_path, key=KEY)
-        proc = start_holder(tmp_path, 0.5)
-        kill9(proc)
+        write_lease(tmp_path, pid=1, host="elsewhere", ttl=0.5)
         started = time.monotonic()
-        with backend.session("bob@host", "apply", wait=5):
-            assert time.monotonic() - started < 1.5
+        with backend.session("bob@host", "apply", wait=5) as s:
+            assert 0.4 < time.monotonic() - started < 1.5
+            assert s.took_over is not None and s.took_over.host == "elsewhere"
 
     def test_processes_racing_for_an_expired_lease_have_exactly_one_winner(
         self, tmp_path: Path

@@ -125,6 +125,62 @@ class TestEntryPoints:
         assert out["heavy"] == []
         assert out["same"] is True
 
+    def test_built_in_providers_are_found_without_reading_entry_points(self) -> None:
+        """A stack of built-in types never reads the installed packages' metadata."""
+        out = _python(
+            """
+            import json, sys
+            from shipyard.infra._registry import Registry
+            registry = Registry.default()
+            registry.resource_type("null")
+            registry.resource_type("random_id")
+            print(json.dumps({"metadata": "importlib.metadata" in sys.modules}))
+            """,
+            [ROOT / "src", ROOT],
+        )
+        assert out == {"metadata": False}
+
+    def test_the_built_in_table_is_what_pyproject_declares(self) -> None:
+        """BUILT_IN (the fast path) names exactly the entry points pyproject.toml
+        declares, and the installed metadata agrees."""
+        import tomllib
+        from importlib.metadata import entry_points
+
+        from shipyard.infra._registry import BUILT_IN, ENTRY_POINT_GROUP
+
+        declared = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["entry-points"]
+        assert declared[ENTRY_POINT_GROUP] == BUILT_IN
+        installed = {e.name: e.value for e in entry_points(group=ENTRY_POINT_GROUP)}
+        assert {n: v for n, v in installed.items() if n in BUILT_IN} == BUILT_IN
+
+    def test_third_party_providers_are_found_beside_the_built_in_ones(self, tmp_path: Path) -> None:
+        """An installed provider with a name of its own is found through its entry
+        point and listed; one reusing a built-in name does not replace the built-in."""
+        dist = tmp_path / "site" / "extra_provider-1.0.dist-info"
+        dist.mkdir(parents=True)
+        (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: extra-provider\nVersion: 1.0\n")
+        (dist / "entry_points.txt").write_text(
+            "[shipyard.infra.providers]\n"
+            "disk = tests.infra.stacks:DiskProvider\n"
+            "null = tests.infra.stacks:KvProvider\n"
+        )
+        out = _python(
+            """
+            import json
+            from shipyard.infra._registry import Registry
+            registry = Registry.default()
+            print(json.dumps({
+                "disk": type(registry.resource_type("disk_file")).__name__,
+                "null": type(registry.resource_type("null")).__name__,
+                "names": registry.provider_names(),
+            }))
+            """,
+            [tmp_path / "site", ROOT / "src", ROOT],
+        )
+        assert out["disk"] == "DiskFile" and out["null"] == "NullData"
+        names = out["names"]
+        assert isinstance(names, list) and "disk" in names and "null" in names
+
     def test_a_provider_that_cannot_be_imported_is_named_with_its_error(
         self, tmp_path: Path
     ) -> None:

@@ -231,6 +231,29 @@ class TestSessionLifecycle:
         assert not backend.journal_path.exists()
 
 
+    def test_a_change_that_need_not_be_durable_reaches_the_disk_in_order(
+        self, backend: LocalBackend
+    ) -> None:
+        """A put/remove/set_outputs with durable=False returns before it is on disk;
+        the next durable change carries it (order is kept), as does the commit; a
+        session closed before either loses only those changes."""
+        with backend.session("alice@host", "apply") as s:
+            s.put(resource("a"), durable=False)
+            s.set_outputs({"o": OutputState(1, False)}, durable=False)
+            assert reopen(backend).read().resources == {}
+            s.put(resource("b"))
+            on_disk = reopen(backend).read()
+            assert set(on_disk.resources) == {"a", "b"} and on_disk.outputs["o"].value == 1
+            s.remove("b", durable=False)
+            s.put(resource("c"), durable=False)
+        state = reopen(backend).read()
+        assert set(state.resources) == {"a", "c"}
+        s = backend.session("alice@host", "apply")
+        s.put(resource("d"), durable=False)
+        s.close()
+        assert set(reopen(backend).read().resources) == {"a", "c"}
+
+
 class TestVersions:
     def test_versions_list_serial_operation_time_count_and_size(
         self, backend: LocalBackend

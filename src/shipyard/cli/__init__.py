@@ -1,8 +1,9 @@
 """The ``shipyard`` command.
 
-``shipyard infra ...`` loads only what infra needs: the client, server and runner
-commands (which import httpx, FastAPI and friends) are attached only when another
-command, or ``app`` itself, is asked for.
+``shipyard infra ...`` loads only what infra needs (see
+:func:`shipyard.cli._infra.main`): the client, server and runner commands (which import
+httpx, FastAPI and friends) are attached only when another command, or ``app`` itself,
+is asked for.
 """
 
 from __future__ import annotations
@@ -53,8 +54,12 @@ def main() -> None:
         # far less often.
         gc.freeze()
         gc.set_threshold(200_000, 50, 100)
-    else:
-        _register_all()
+        # Straight to the infra commands: neither the other commands nor Rich load.
+        from shipyard.cli._infra import main as run_infra
+
+        run_infra(sys.argv[2:])
+        return
+    _register_all()
     from shipyard.cli._app import main as run
 
     run()

@@ -2,11 +2,16 @@
 
 The plan's operations (see :mod:`shipyard.infra._operations` for their order) run up
 to ``parallelism`` at once on worker threads; the scheduler (the calling thread) starts
-operations as their predecessors finish and reports progress.
+operations as their predecessors finish and reports progress. Operations on resources
+that exist only in the state (``null``) are a few dictionary copies: the scheduler runs
+those itself.
 Every provider call is recorded in the state (``Session.put``/``remove``, durable when
-they return) before anything that depends on it starts. Before ``create`` is called a
-*pending* entry is recorded (see :mod:`shipyard.infra._refresh`), so that a process
-killed during the call leaves a trace the next plan acts on. A failed operation stops
+they return) before anything that depends on it starts. Before ``create`` is called on
+an ``external`` resource type a *pending* entry is recorded (see
+:mod:`shipyard.infra._refresh`), so that a process killed during the call leaves a trace
+the next plan acts on; a type whose resources exist only in the state (``null``,
+``random_*``) needs none, nor that its records reach the disk before the next operation
+starts (see :class:`~shipyard.infra._state_model.Session`). A failed operation stops
 what depends on it; independent operations carry on.
 """
 
@@ -69,6 +74,7 @@ class ApplyResult:
     changed: int = 0
     replaced: int = 0
     destroyed: int = 0
+    refreshed: int = 0  # objects changed outside Shipyard, recorded as read
     failures: list[Failure] = field(default_factory=list)
     skipped: list[tuple[str, str]] = field(default_factory=list)  # (address, why)
     seconds: float = 0.0
@@ -136,8 +142,10 @@ class Applier:
                 session.put(fix.entry)
                 if fix.source is not None:
                     session.remove(fix.source)
-            elif fix.kind == "record" and fix.entry is not None:
+            elif fix.kind in ("record", "refresh") and fix.entry is not None:
                 session.put(fix.entry)
+                if fix.kind == "refresh":
+                    self.result.refreshed += 1
             elif fix.kind == "forget":
                 session.remove(fix.address)
 
@@ -145,12 +153,7 @@ class Applier:
         ready = deque(op for op in ops if op.waiting == 0)
         todo: queue.SimpleQueue[Op | None] = queue.SimpleQueue()
         done: queue.SimpleQueue[tuple[Op, float, str | None, str] | None] = queue.SimpleQueue()
-        workers = [
-            threading.Thread(target=self._work, args=(todo, done), name=f"infra-apply-{n}", daemon=True)
-            for n in range(min(self.parallelism, len(ops)))
-        ]
-        for worker in workers:
-            worker.start()
+        workers: list[threading.Thread] = []
         running = 0
         remaining = len(ops)
         stopping = False
@@ -161,6 +164,18 @@ class Applier:
                 while ready and running < self.parallelism and not stopping:
                     op = ready.popleft()
                     reporter.starting(op.change.address, op.label)
+                    if not self._external(op):
+                        # A few dictionary copies: handing them to a worker thread and
+                        # back would cost more than doing them.
+                        self._settle(op, *self._attempt(op), ready)
+                        remaining -= 1
+                        stopping = self._fatal is not None or self.result.interrupted
+                        continue
+                    if len(workers) <= running:  # every worker is busy: one more
+                        worker = threading.Thread(target=self._work, args=(todo, done),
+                                                  name=f"infra-apply-{len(workers)}", daemon=True)
+                        worker.start()
+                        workers.append(worker)
                     todo.put(op)
                     running += 1
                 if running == 0:
@@ -170,20 +185,9 @@ class Applier:
                     stopping = True
                     reporter.log("apply", f"interrupted: waiting for {running} running change(s) to finish")
                     continue
-                op, seconds, error, detail = item
                 running -= 1
                 remaining -= 1
-                op.done = True
-                if error is None:
-                    self._count(op)
-                    reporter.finished(op.change.address, op.label, seconds, detail)
-                    for succ in op.succs:
-                        succ.waiting -= 1
-                        if succ.waiting == 0:
-                            ready.append(succ)
-                else:
-                    self.result.failures.append(Failure(op.change.address, op.label, error))
-                    reporter.failed(op.change.address, op.label, seconds, error)
+                self._settle(*item, ready)
                 if self._fatal is not None:
                     stopping = True
         finally:
@@ -197,6 +201,28 @@ class Applier:
                 )
                 self.result.skipped.append((op.change.address, why))
                 reporter.skipped(op.change.address, why)
+
+    def _external(self, op: Op) -> bool:
+        """Whether ``op`` touches something outside the state (worth a worker thread)."""
+        if op.kind == "delete":
+            found = self._delete_contexts.get(op.change.address)
+            return found is None or found[0].external
+        inst = op.change.instance
+        return inst is None or inst.rtype.external
+
+    def _settle(self, op: Op, seconds: float, error: str | None, detail: str, ready: deque[Op]) -> None:
+        """Count and report a finished operation; queue what it made ready."""
+        op.done = True
+        if error is None:
+            self._count(op)
+            self.reporter.finished(op.change.address, op.label, seconds, detail)
+            for succ in op.succs:
+                succ.waiting -= 1
+                if succ.waiting == 0:
+                    ready.append(succ)
+        else:
+            self.result.failures.append(Failure(op.change.address, op.label, error))
+            self.reporter.failed(op.change.address, op.label, seconds, error)
 
     def _catch_interrupt(self, done: queue.SimpleQueue[Any]) -> Callable[[], None]:
         """Turn the first Ctrl-C into a graceful stop (a second one stops at once).
@@ -239,19 +265,24 @@ class Applier:
             op = todo.get()
             if op is None:
                 return
-            started = time.perf_counter()
-            error: str | None = None
-            detail = ""
-            try:
-                detail = self._run(op)
-            except OpError as err:
-                error = str(err)
-            except StateError as err:
-                error = f"the state could not be recorded: {err}"
-                self._fatal = error
-            except Exception as err:
-                error = provider_failure(err)
-            done.put((op, time.perf_counter() - started, error, detail))
+            done.put((op, *self._attempt(op)))
+
+    def _attempt(self, op: Op) -> tuple[float, str | None, str]:
+        """Run ``op``: the seconds it took, the error (None if it succeeded), the detail
+        to show."""
+        started = time.perf_counter()
+        error: str | None = None
+        detail = ""
+        try:
+            detail = self._run(op)
+        except OpError as err:
+            error = str(err)
+        except StateError as err:
+            error = f"the state could not be recorded: {err}"
+            self._fatal = error
+        except Exception as err:
+            error = provider_failure(err)
+        return time.perf_counter() - started, error, detail
 
     # ------------------------------------------------------------------ operations
 
@@ -263,7 +294,10 @@ class Applier:
         return self._create(op)
 
     def _final(self, change: Change) -> dict[str, Any]:
-        """The properties to apply, evaluated again if some were unknown at plan time."""
+        """The properties to apply: if some were unknown at plan time, evaluated again
+        now that what they read exists, checked, and prepared (``ResourceType.prepare``
+        fills in derived properties, such as a file's ``content_sha256``, which were
+        unknown too), as planning does for known values."""
         after = change.after
         assert after is not None
         inst = change.instance
@@ -321,20 +355,26 @@ class Applier:
         props = self._final(change)
         session = self.session
         prior = change.prior
+        rtype = inst.rtype
+        # What exists only in the state needs no record of its own on disk before what
+        # depends on it goes on: records reach the disk in order, so the first durable
+        # one after it (or the commit) carries it too.
+        durable = rtype.external
         if op.cbd and prior is not None:
-            session.put(replace(prior, address=change.address + DEPOSED))
-        session.put(self._entry(change, "", props, {}, tainted=True))
+            session.put(replace(prior, address=change.address + DEPOSED), durable=durable)
+        if durable:
+            session.put(self._entry(change, "", props, {}, tainted=True))
         try:
-            created = inst.rtype.create(inst.context, props)
+            created = rtype.create(inst.context, props)
         except BaseException:
             if op.cbd and prior is not None:
-                session.put(prior)
-                session.remove(change.address + DEPOSED)
+                session.put(prior, durable=durable)
+                session.remove(change.address + DEPOSED, durable=durable)
             else:
-                session.remove(change.address)
+                session.remove(change.address, durable=durable)
             raise
         entry = self._entry(change, created.id, props, dict(created.attributes))
-        session.put(entry)
+        session.put(entry, durable=durable)
         self._publish(change, entry)
         return f"[id={created.id}]"
 
@@ -346,7 +386,7 @@ class Applier:
         props = self._final(change)
         attrs = inst.rtype.update(inst.context, prior.id, prior.properties, props, prior.attributes)
         entry = self._entry(change, prior.id, props, {**prior.attributes, **(attrs or {})})
-        self.session.put(entry)
+        self.session.put(entry, durable=inst.rtype.external)
         self._publish(change, entry)
         return ""
 
@@ -360,7 +400,7 @@ class Applier:
         rtype, ctx = found
         address = change.address + DEPOSED if op.cbd and not change.deposed else change.address
         rtype.delete(ctx, prior.id, prior.properties, prior.attributes)
-        self.session.remove(address)
+        self.session.remove(address, durable=rtype.external)
         return ""
 
     # ------------------------------------------------------------------ outputs
@@ -370,7 +410,7 @@ class Applier:
         state = self.session.state
         if plan.destroy:
             if not plan.targets:
-                self.session.set_outputs({})
+                self.session.set_outputs({}, durable=False)
             self.result.outputs = dict(self.session.state.outputs)
             return
         root = self.planner.walk.root if self.planner.walk is not None else None
@@ -387,7 +427,9 @@ class Applier:
                     outputs[name] = previous
                 continue
             outputs[name] = OutputState(value, sensitive.get(name, decl.sensitive))
-        self.session.set_outputs(outputs)
+        # Outputs are computed from the resources: the commit ending the session records
+        # them, and an apply after a crash before it computes them again.
+        self.session.set_outputs(outputs, durable=False)
         self.result.outputs = outputs
 
 

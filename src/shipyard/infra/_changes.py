@@ -27,7 +27,9 @@ __all__ = [
     "OutputChange",
     "Plan",
     "diff_values",
+    "diffs_json",
     "masked",
+    "outside_changes",
 ]
 
 
@@ -208,6 +210,11 @@ class Fix:
 
     ``move``: the entry at ``source`` now lives at ``address`` (a ``moved`` block);
     ``record``: write ``entry`` (an object found again, refreshed values);
+    ``refresh``: write ``entry``, the object as read now: it changed outside Shipyard
+    in ways that need no provider call (its attributes, such as the pids of a
+    restarted process, or properties that already match the stack). ``diffs`` and
+    ``attribute_diffs`` say what changed (before = recorded, after = read), ``notes``
+    what the provider said about it;
     ``forget``: drop ``address`` (a create interrupted before its id was known, a
     duplicate entry left by an interrupted operation).
     """
@@ -217,11 +224,53 @@ class Fix:
     entry: ResourceState | None = None
     source: str | None = None
     note: str = ""
+    diffs: list[Diff] = field(default_factory=list)
+    attribute_diffs: list[Diff] = field(default_factory=list)
+    notes: tuple[str, ...] = ()
+    sensitive: frozenset[str] = frozenset()
 
     @property
     def visible(self) -> bool:
         """Whether the plan shows it (and counts it as a change)."""
         return self.kind != "record" or bool(self.note)
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"kind": self.kind, "address": self.address, "source": self.source,
+                               "note": self.note or None}
+        if self.kind == "refresh":
+            out["changes"] = diffs_json(self.diffs, self.sensitive)
+            out["attribute_changes"] = diffs_json(self.attribute_diffs, self.sensitive)
+            out["notes"] = list(self.notes)
+        return out
+
+
+def outside_changes(recorded: ResourceState, real: ResourceState) -> tuple[list[Diff], list[Diff]]:
+    """What changed from the ``recorded`` entry to the ``real`` one (as read): the
+    property differences and the attribute differences, before = recorded."""
+    diffs: list[Diff] = []
+    if real.properties is not recorded.properties:
+        before = recorded.properties
+        for name, value in real.properties.items():
+            diffs.extend(diff_values(before.get(name, ABSENT), value, (name,)))
+    attribute_diffs: list[Diff] = []
+    if real.attributes is not recorded.attributes:
+        before = recorded.attributes
+        for name, value in real.attributes.items():
+            attribute_diffs.extend(diff_values(before.get(name, ABSENT), value, (name,)))
+    return diffs, attribute_diffs
+
+
+def diffs_json(diffs: list[Diff], sensitive: frozenset[str], before: str = "before",
+               after: str = "after") -> list[dict[str, Any]]:
+    """``diffs`` as JSON objects (``path``, ``before``, ``after``), sensitive values masked."""
+    return [
+        {
+            "path": d.text,
+            before: _json_value(d.before, d.path[0] in sensitive if d.path else False),
+            after: _json_value(d.after, d.path[0] in sensitive if d.path else False),
+        }
+        for d in diffs
+    ]
 
 
 @dataclass(slots=True)
@@ -285,11 +334,7 @@ class Plan:
             "refresh": self.refresh,
             "changes": [c.to_json() for c in self.changes if c.action is not Action.NOOP],
             "outputs": [o.to_json() for o in self.outputs if o.action is not Action.NOOP],
-            "state_changes": [
-                {"kind": f.kind, "address": f.address, "source": f.source, "note": f.note or None}
-                for f in self.fixes
-                if f.visible
-            ],
+            "state_changes": [f.to_json() for f in self.fixes if f.visible],
             "warnings": list(self.warnings),
             "summary": dict(self.counts),
             "has_changes": self.has_changes,

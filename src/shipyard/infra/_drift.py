@@ -1,8 +1,12 @@
 """Drift: what changed in the real world since the last apply (read-only).
 
-Every recorded resource is read again; each property the provider reports with a value
-other than the recorded one is a difference, and a resource that no longer exists is
-reported as gone. Nothing is written: ``apply`` brings the real world back in line.
+Every recorded resource is read again. Each property and each attribute the provider
+reports with a value other than the recorded one is a difference (a process's ``pids``
+after the supervisor restarted a replica that was killed, a ``command``'s ``output`` as
+its ``read`` script reports it), the provider's notes explain them, and a resource
+that no longer exists is reported as gone. Notes alone are drift too (a replica failing
+its health check). Nothing is written: ``apply`` brings the real world back in line
+with the stack, and records in the state what changed outside it.
 """
 
 from __future__ import annotations
@@ -10,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from shipyard.infra._changes import ABSENT, Diff, diff_values
+from shipyard.infra._changes import Diff, diffs_json, outside_changes
 from shipyard.infra._plan import Planner
 from shipyard.infra._refresh import is_pending
 from shipyard.infra._state_model import ResourceState
@@ -22,8 +26,10 @@ __all__ = ["DriftItem", "DriftReport", "find_drift"]
 class DriftItem:
     """One resource whose real thing differs from the state.
 
-    ``kind`` is ``changed`` (see ``diffs``: before = recorded, after = real), ``gone``
-    (it no longer exists) or ``interrupted`` (a create that never finished).
+    ``kind`` is ``changed`` (see ``diffs`` for the properties and ``attribute_diffs``
+    for the attributes: before = recorded, after = real; either may be empty when the
+    provider's ``notes`` alone say what is wrong), ``gone`` (it no longer exists) or
+    ``interrupted`` (a create that never finished).
     """
 
     address: str
@@ -33,26 +39,16 @@ class DriftItem:
     diffs: list[Diff] = field(default_factory=list)
     notes: tuple[str, ...] = ()
     sensitive: frozenset[str] = frozenset()
+    attribute_diffs: list[Diff] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
-        def shown(value: Any, sensitive: bool) -> Any:
-            if value is ABSENT:
-                return None
-            return {"sensitive": True} if sensitive else value
-
         return {
             "address": self.address,
             "type": self.type,
             "id": self.id,
             "kind": self.kind,
-            "changes": [
-                {
-                    "path": d.text,
-                    "state": shown(d.before, d.path[0] in self.sensitive),
-                    "real": shown(d.after, d.path[0] in self.sensitive),
-                }
-                for d in self.diffs
-            ],
+            "changes": diffs_json(self.diffs, self.sensitive, "state", "real"),
+            "attribute_changes": diffs_json(self.attribute_diffs, self.sensitive, "state", "real"),
             "notes": list(self.notes),
         }
 
@@ -89,12 +85,11 @@ def _item(address: str, entry: ResourceState, planner: Planner) -> DriftItem | N
         return None
     if found.entry is None:
         return DriftItem(address, entry.type, entry.id, "gone", notes=found.notes, sensitive=sensitive)
-    diffs: list[Diff] = []
-    for name, real in (found.observed or {}).items():
-        diffs.extend(diff_values(entry.properties.get(name, ABSENT), real, (name,)))
-    if not diffs:
+    diffs, attribute_diffs = outside_changes(entry, found.entry)
+    if not diffs and not attribute_diffs and not found.notes:
         return None
-    return DriftItem(address, entry.type, entry.id, "changed", diffs, found.notes, sensitive)
+    return DriftItem(address, entry.type, entry.id, "changed", diffs, found.notes, sensitive,
+                     attribute_diffs)
 
 
 def find_drift(planner: Planner) -> DriftReport:

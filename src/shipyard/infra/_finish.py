@@ -27,6 +27,9 @@ def finish_plan(planner: Planner, walk: Walk, state: State, *, destroy: bool,
         if change.action in (Action.DELETE, Action.REPLACE) and change.address not in planner.delete_contexts:
             _delete_context(planner, walk, change)
     fixes = planner.fixes
+    if destroy:
+        # What changed outside on objects about to be destroyed is not worth recording.
+        fixes = [f for f in fixes if f.kind != "refresh"]
     if targets:
         changes = _targeted(planner, walk, changes, targets, destroy)
     _check_prevent_destroy(changes)

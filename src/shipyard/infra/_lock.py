@@ -1,15 +1,22 @@
 """Leases on a local state: who is changing it, since when, and until when.
 
-A lease is the file ``lease.json`` in the state folder: its id, owner (``user@host``
-and pid), operation, start and expiry. Its holder renews it every ``ttl / 3`` seconds;
-one that has not been renewed by its expiry (its holder was killed, or its machine
-stopped) is taken over by the next operation. Every change to the lease file (take,
-take over, renew, release) happens while holding an exclusive ``flock`` on
-``lease.lock``, and the new content is written under a temporary name and renamed into
-place: so two processes that both find the same expired lease cannot both take it (the
-second one to get the ``flock`` reads the first one's fresh lease), a reader never sees
-half a lease, and a process killed while changing the lease leaves the old or the new one
-(the kernel drops its ``flock`` with it).
+A lease is the file ``lease.json`` in the state folder: its id, owner (``user@host``,
+pid, and when that process started), operation, start and expiry. Its holder renews it
+every ``ttl / 3`` seconds. The next operation takes a lease over
+
+* at once when its holder ran on this host and its process is gone: no process has its
+  pid any more, or the one that has it started at another time (the pid was reused),
+  or is a zombie (``/proc/<pid>/stat`` tells);
+* otherwise once it expires unrenewed (its holder was killed on another host sharing
+  the state folder, or its machine stopped): a process on another host cannot be seen.
+
+Every change to the lease file (take, take over, renew, release) happens while holding
+an exclusive ``flock`` on ``lease.lock``, and the new content is written under a
+temporary name and renamed into place: so two processes that both find the same dead or
+expired lease cannot both take it (the second one to get the ``flock`` reads the first
+one's fresh lease), a reader never sees half a lease, and a process killed while
+changing the lease leaves the old or the new one (the kernel drops its ``flock`` with
+it).
 
 The lease file is not fsync'd: it matters only while its holder runs; after a machine
 crash its holder is gone and the lease (or its absence) is taken over as expired.
@@ -31,11 +38,12 @@ from typing import Any
 
 from shipyard.errors import LockedError, StateError
 
-__all__ = ["Lease", "LeaseFile", "LockInfo", "default_owner"]
+__all__ = ["Lease", "LeaseFile", "LockInfo", "default_owner", "holder_gone", "process_start"]
 
 LEASE_FILE = "lease.json"
 _Stamp = tuple[int, int, int] | None
 GUARD_FILE = "lease.lock"
+_boot_id: str | None = None
 
 
 def default_owner() -> str:
@@ -59,9 +67,56 @@ def _clock(moment: datetime) -> str:
     return local.strftime("%Y-%m-%d %H:%M:%S")
 
 
+def _stat(pid: int) -> tuple[str, str] | None:
+    """The state letter of process ``pid`` and when it started (``<boot id>:<clock
+    ticks since boot>``, from ``/proc``); None when ``/proc`` cannot tell (not Linux,
+    the process is gone, or hidden from this user)."""
+    global _boot_id
+    try:
+        data = Path(f"/proc/{pid}/stat").read_bytes()
+        if _boot_id is None:
+            _boot_id = Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+    except OSError:
+        return None
+    # The command name in parentheses may hold anything: the fields follow its last ")".
+    fields = data[data.rfind(b")") + 2 :].split()
+    if len(fields) < 20:
+        return None
+    return fields[0].decode(), f"{_boot_id}:{fields[19].decode()}"
+
+
+def process_start(pid: int) -> str | None:
+    """When process ``pid`` started (comparable between calls), None if unknown."""
+    found = _stat(pid)
+    return found[1] if found is not None else None
+
+
+def holder_gone(info: LockInfo) -> bool:
+    """Whether the holder of ``info`` ran on this host and its process is gone."""
+    if info.host != os.uname().nodename:
+        return False  # another machine's processes cannot be seen: its lease expires
+    try:
+        os.kill(info.pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        pass  # another user's process: it exists
+    found = _stat(info.pid)
+    if found is None:
+        return False  # nothing tells whether that process is the holder: assume it is
+    state, start = found
+    if state in ("Z", "X"):  # dead, not yet reaped by its parent
+        return True
+    return info.process_start is not None and start != info.process_start
+
+
 @dataclass(frozen=True, slots=True)
 class LockInfo:
-    """The lease on a state: who holds it for what, since and until when (UTC)."""
+    """The lease on a state: who holds it for what, since and until when (UTC).
+
+    ``process_start`` identifies the holder's process beyond its pid (when it started),
+    so that a pid reused by another process is not taken for the holder.
+    """
 
     id: str
     owner: str
@@ -71,6 +126,7 @@ class LockInfo:
     started: datetime
     expires: datetime
     ttl: float
+    process_start: str | None = None
 
     def describe(self) -> str:
         """``alice@host (pid 42) running apply since 12:01:07``."""
@@ -97,6 +153,7 @@ class LockInfo:
             "started": self.started.isoformat(),
             "expires": self.expires.isoformat(),
             "ttl": self.ttl,
+            "process_start": self.process_start,
         }
 
     @classmethod
@@ -112,6 +169,7 @@ class LockInfo:
             started=datetime.fromisoformat(data["started"]),
             expires=datetime.fromisoformat(data["expires"]),
             ttl=float(data["ttl"]),
+            process_start=None if data.get("process_start") is None else str(data["process_start"]),
         )
 
 
@@ -126,6 +184,20 @@ def _locked_message(info: LockInfo, waited: float) -> str:
         f"it (every {info.ttl / 3:g} s while it runs). Wait for it with --lock-timeout "
         "SECONDS, or, if that process is gone, take the lease with --force-unlock"
     )
+
+
+def _takeover(current: LockInfo, now: datetime, force: bool) -> str | None:
+    """Why ``current`` may be taken over (what to tell the user), None if it may not."""
+    who = f"{current.owner} (pid {current.pid}"
+    since = f"running {current.operation} since {_clock(current.started)}"
+    if force:
+        return f"took over the lease of {current.describe()} (forced)"
+    if holder_gone(current):
+        return f"took over the lease of {who}, no longer running), which was {since}"
+    if current.expired(now):
+        return (f"took over the expired lease of {current.describe()}: it was not renewed"
+                f" by {_clock(current.expires)}")
+    return None
 
 
 class LeaseFile:
@@ -178,7 +250,8 @@ class LeaseFile:
     def acquire(
         self, owner: str, operation: str, *, wait: float = 0.0, force: bool = False
     ) -> Lease:
-        """Take the lease, taking over an expired one (or any with ``force``).
+        """Take the lease, taking over an expired one, one whose holder's process on
+        this host is gone (or any with ``force``).
 
         Waits up to ``wait`` seconds for the holder to finish; raises
         :class:`LockedError` naming the holder if it does not.
@@ -191,7 +264,8 @@ class LeaseFile:
             with self._guard():
                 current = self.info()
                 now = datetime.now(UTC)
-                if current is None or force or current.expired(now):
+                why = None if current is None else _takeover(current, now, force)
+                if current is None or why is not None:
                     mono = time.monotonic()
                     mine = LockInfo(
                         id=os.urandom(16).hex(),
@@ -202,8 +276,9 @@ class LeaseFile:
                         started=now,
                         expires=now + timedelta(seconds=self.ttl),
                         ttl=self.ttl,
+                        process_start=process_start(os.getpid()),
                     )
-                    return Lease(self, mine, mono, self._write(mine), replaced=current)
+                    return Lease(self, mine, mono, self._write(mine), replaced=current, takeover=why)
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 raise LockedError(_locked_message(current, wait))
@@ -232,11 +307,14 @@ class Lease:
         stamp: _Stamp,
         *,
         replaced: LockInfo | None = None,
+        takeover: str | None = None,
     ) -> None:
         self.file = file
         self.info = info
-        # The expired (or forced) lease this one took over, to tell the user.
+        # The lease this one took over (its holder gone, expired, or forced), and what
+        # to tell the user about it.
         self.replaced = replaced
+        self.takeover = takeover
         self._stamp = stamp
         self._valid_until = taken_mono + file.ttl
         self._lost: str | None = None

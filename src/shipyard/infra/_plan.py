@@ -19,7 +19,7 @@ from typing import Any
 
 from shipyard.errors import InfraError, LocatedError, Location
 from shipyard.infra._address import Key, format_address
-from shipyard.infra._changes import Action, Change, Diff, Fix, diff_values
+from shipyard.infra._changes import Action, Change, Diff, Fix, diff_values, outside_changes
 from shipyard.infra._eval import (
     UNKNOWN,
     TreeError,
@@ -42,7 +42,7 @@ from shipyard.infra._planning import (
     path_of,
     spec,
 )
-from shipyard.infra._refresh import is_pending, provider_failure
+from shipyard.infra._refresh import Refreshed, is_pending, provider_failure
 from shipyard.infra._scope import Instance, ModuleValue, Scope, tree_is_sensitive
 from shipyard.infra._state_model import ResourceState
 from shipyard.infra.provider import REQUIRED
@@ -373,16 +373,30 @@ class Planner(PlannerBase):
             if forcing:
                 diffs = [Diff(d.path, d.before, d.after, d.path[0] in forcing) for d in diffs]
                 reasons.extend(n for n in after if n in forcing)
+        # What the provider said when reading it (a process restarted after a crash).
+        said = "; ".join(refreshed.notes) if refreshed is not None else ""
         if reasons:
-            return change(Action.REPLACE, after, unknown_attrs, diffs, reasons)
+            return change(Action.REPLACE, after, unknown_attrs, diffs, reasons, note=said)
         if diffs:
             attrs = {
                 n: prior.attributes.get(n) if a.stable else UNKNOWN for n, a in rtype.attributes.items()
             }
-            return change(Action.UPDATE, after, attrs, diffs)
+            return change(Action.UPDATE, after, attrs, diffs, note=said)
         if entry is not None and prior != entry and not (refreshed and refreshed.adopted):
-            self.fixes.append(Fix("record", inst.address, prior))
+            self.fixes.append(self._changed_outside(inst, entry, prior, refreshed))
         return change(Action.NOOP, after, prior.attributes)
+
+    @staticmethod
+    def _changed_outside(inst: Instance, entry: ResourceState, prior: ResourceState,
+                         refreshed: Refreshed | None) -> Fix:
+        """The state fix recording what changed outside Shipyard on an object the plan
+        leaves alone (like Terraform's "objects have changed outside of Terraform")."""
+        diffs, attribute_diffs = outside_changes(entry, prior)
+        if not diffs and not attribute_diffs:
+            return Fix("record", inst.address, prior)  # equal values of another type (1 and 1.0)
+        return Fix("refresh", inst.address, prior, diffs=diffs, attribute_diffs=attribute_diffs,
+                   notes=refreshed.notes if refreshed is not None else (),
+                   sensitive=inst.sensitive | frozenset(entry.sensitive))
 
     def _forcing(self, inst: Instance, prior: ResourceState, after: dict[str, Any],
                  diffs: list[Diff]) -> set[str | int]:

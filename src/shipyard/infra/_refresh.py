@@ -3,33 +3,24 @@
 Besides ``read``, this handles the entries an interrupted apply leaves:
 
 * a *pending* entry (``tainted`` with an empty id) is written just before ``create`` is
-  called, so that a process killed during the call leaves a trace. Whether the thing
-  was made is unknown; a resource type that can look for it by its properties
-  (an optional ``find(ctx, properties) -> Created | None`` method, see
-  :class:`Finder`) lets the engine adopt it instead of creating it twice;
+  called on an :attr:`~shipyard.infra.provider.ResourceType.external` type, so that a
+  process killed during the call leaves a trace. Whether the thing was made is
+  unknown; a resource type that can look for it by its properties (it overrides
+  :meth:`~shipyard.infra.provider.ResourceType.find`) lets the engine adopt it instead
+  of creating it twice;
 * a *deposed* entry (``ADDRESS~deposed``) is the old object of a create-before-destroy
   replacement whose delete did not happen yet.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass, replace
-from typing import Any, Protocol, runtime_checkable
 
 from shipyard.errors import ProviderError
 from shipyard.infra._state_model import ResourceState
-from shipyard.infra.provider import Context, Created, ResourceType
+from shipyard.infra.provider import Context, ResourceType
 
-__all__ = ["Finder", "Refreshed", "is_pending", "provider_failure", "refresh_entry"]
-
-
-@runtime_checkable
-class Finder(Protocol):
-    """A resource type that can find what an interrupted ``create`` may have made."""
-
-    def find(self, ctx: Context, properties: Mapping[str, Any]) -> Created | None:
-        """The thing ``create(ctx, properties)`` would have made, if it exists."""
+__all__ = ["Refreshed", "is_pending", "provider_failure", "refresh_entry"]
 
 
 @dataclass(slots=True)
@@ -40,7 +31,6 @@ class Refreshed:
     entry: ResourceState | None
     notes: tuple[str, ...] = ()
     adopted: bool = False
-    observed: dict[str, Any] | None = None  # the properties the provider reported
 
 
 def is_pending(entry: ResourceState) -> bool:
@@ -59,7 +49,7 @@ def refresh_entry(rtype: ResourceType, ctx: Context, entry: ResourceState) -> Re
     """Read ``entry``'s real thing; raises the provider's exception on failure."""
     adopted = False
     if is_pending(entry):
-        if not isinstance(rtype, Finder):
+        if not rtype.can_find():
             return Refreshed(None, (
                 "a create was interrupted before its id was recorded: if it made"
                 f" anything, that is not managed by this stack ({rtype.name} cannot look for it)",
@@ -84,4 +74,4 @@ def refresh_entry(rtype: ResourceType, ctx: Context, entry: ResourceState) -> Re
         attributes = {**attributes, **observed.attributes}
     if properties is not entry.properties or attributes is not entry.attributes:
         entry = replace(entry, properties=properties, attributes=attributes)
-    return Refreshed(entry, tuple(observed.notes), adopted, dict(observed.properties))
+    return Refreshed(entry, tuple(observed.notes), adopted)

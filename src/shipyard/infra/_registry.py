@@ -1,10 +1,13 @@
 """The providers a stack can use, found through entry points and imported on first use.
 
-``Registry.default()`` lists the ``shipyard.infra.providers`` entry points without
-importing anything; ``resource_type("postgres_role")`` imports the ``postgres``
-provider only (the part of the type name before the first ``_``), so a stack of
-``null`` resources never imports psycopg or docker. ``Registry(providers=[...])`` uses
-exactly the providers given (tests, embedding).
+``Registry.default()`` finds providers without importing them: ``resource_type
+("postgres_role")`` imports the ``postgres`` provider only (the part of the type name
+before the first ``_``), so a stack of ``null`` resources never imports psycopg or
+docker. The providers Shipyard ships are known by name (:data:`BUILT_IN`, the same
+entry points ``pyproject.toml`` declares), so a stack that uses only those does not pay
+for reading every installed package's entry points; another name, or the list of every
+provider, reads the ``shipyard.infra.providers`` entry points (third-party providers).
+``Registry(providers=[...])`` uses exactly the providers given (tests, embedding).
 
 A provider is checked when it is loaded: every resource type must be named after it
 (``postgres`` or ``postgres_...``) and every property type must parse, so the loader
@@ -15,28 +18,59 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterable
+from dataclasses import dataclass
 from functools import lru_cache
-from typing import TYPE_CHECKING, Final
+from importlib import import_module
+from typing import Any, Final, Protocol
 
 from shipyard.errors import InfraError
 from shipyard.infra._types import parse_type
 from shipyard.infra.provider import Attribute, Property, Provider, ResourceType
 from shipyard.workflow._schema import did_you_mean
 
-if TYPE_CHECKING:
-    from importlib.metadata import EntryPoint
-
-__all__ = ["ENTRY_POINT_GROUP", "Registry"]
+__all__ = ["BUILT_IN", "ENTRY_POINT_GROUP", "Registry"]
 
 ENTRY_POINT_GROUP: Final = "shipyard.infra.providers"
 
+#: The providers Shipyard ships, as ``pyproject.toml`` declares their entry points.
+BUILT_IN: Final = {
+    "null": "shipyard.infra.providers.null:NullProvider",
+    "random": "shipyard.infra.providers.random:RandomProvider",
+    "file": "shipyard.infra.providers.file:FileProvider",
+    "template": "shipyard.infra.providers.template:TemplateProvider",
+    "command": "shipyard.infra.providers.command:CommandProvider",
+    "process": "shipyard.infra.providers.process:ProcessProvider",
+    "loadbalancer": "shipyard.infra.providers.loadbalancer:LoadBalancerProvider",
+    "postgres": "shipyard.infra.providers.postgres:PostgresProvider",
+    "docker": "shipyard.infra.providers.docker:DockerProvider",
+}
+
+
+class _Source(Protocol):
+    """Where a provider comes from: an entry point, or a built-in provider's path."""
+
+    @property
+    def value(self) -> str: ...
+
+    def load(self) -> Any: ...
+
+
+@dataclass(frozen=True, slots=True)
+class _BuiltIn:
+    value: str  # "module:Class", as an entry point's value
+
+    def load(self) -> Any:
+        module, _, name = self.value.partition(":")
+        return getattr(import_module(module), name)
+
 
 @lru_cache(maxsize=1)
-def _discover() -> dict[str, EntryPoint]:
-    """The installed providers by name (reading metadata only, importing nothing)."""
+def _discover() -> dict[str, _Source]:
+    """The installed providers by name (reading metadata only, importing nothing); a
+    built-in name keeps its built-in provider."""
     from importlib.metadata import entry_points  # only registries that discover pay for it
 
-    found: dict[str, EntryPoint] = {}
+    found: dict[str, _Source] = {name: _BuiltIn(value) for name, value in BUILT_IN.items()}
     for entry in entry_points(group=ENTRY_POINT_GROUP):
         found.setdefault(entry.name, entry)
     return found
@@ -55,11 +89,8 @@ class Registry:
         self._providers: dict[str, Provider] = {}
         self._types: dict[str, ResourceType] = {}
         self._broken: dict[str, str] = {}
-        self._entry_points: dict[str, EntryPoint]
-        if providers is None:
-            self._entry_points = _discover()
-        else:
-            self._entry_points = {}
+        self._discovers = providers is None
+        if providers is not None:
             for provider in providers:
                 self._add(provider if isinstance(provider, Provider) else provider())
 
@@ -68,9 +99,18 @@ class Registry:
         """The installed providers (entry point group ``shipyard.infra.providers``)."""
         return cls()
 
+    def _source(self, name: str) -> _Source | None:
+        """Where the provider ``name`` comes from (None: no such provider)."""
+        if not self._discovers:
+            return None
+        found = BUILT_IN.get(name)
+        if found is not None:
+            return _BuiltIn(found)
+        return _discover().get(name)
+
     def provider_names(self) -> list[str]:
         """Every provider's name, sorted, without importing any."""
-        return sorted({*self._providers, *self._entry_points})
+        return sorted({*self._providers, *(_discover() if self._discovers else ())})
 
     def provider(self, name: str) -> Provider:
         """The provider called ``name``, imported on first use; raises InfraError."""
@@ -84,7 +124,7 @@ class Registry:
             broken = self._broken.get(name)
             if broken is not None:
                 raise InfraError(broken)
-            entry = self._entry_points.get(name)
+            entry = self._source(name)
             if entry is None:
                 names = self.provider_names()
                 raise InfraError(
@@ -111,7 +151,7 @@ class Registry:
         if found is not None:
             return found
         provider_name = _provider_of(type_name)
-        if provider_name in self._entry_points or provider_name in self._providers:
+        if provider_name in self._providers or self._source(provider_name) is not None:
             self.provider(provider_name)
             found = self._types.get(type_name)
             if found is not None:

@@ -21,6 +21,7 @@ from shipyard.infra._changes import (
     Action,
     Change,
     Diff,
+    Fix,
     Plan,
 )
 from shipyard.infra._drift import DriftReport
@@ -135,6 +136,8 @@ def _change_lines(change: Change, paint: Painter) -> list[str]:
         why = "; ".join(change.reasons)
         order = "created before the old one is destroyed" if change.create_before_destroy else "destroyed, then created"
         lines.append(paint(f"  # {change.address} must be replaced ({order}): {why}", "bold"))
+        if change.note:
+            lines.append(paint(f"  # ({change.note})", "bold"))
         lines.append(f"{paint(mark, 'magenta')} {change.address} ({change.type})")
     else:
         sign, color, words = _HEADS[action]
@@ -165,11 +168,19 @@ def render_plan(plan: Plan, paint: Painter) -> str:
     for warning in plan.warnings:
         lines.append(paint(f"warning: {warning}", "yellow"))
     actions = plan.actions
-    fixes = [f for f in plan.fixes if f.visible]
+    outside = [f for f in plan.fixes if f.kind == "refresh"]
+    fixes = [f for f in plan.fixes if f.visible and f.kind != "refresh"]
     outputs = [o for o in plan.outputs if o.action is not Action.NOOP]
-    if not actions and not fixes and not outputs:
+    if not actions and not fixes and not outputs and not outside:
         lines.append(paint("No changes.", "green") + " The real world matches the stack.")
         return "\n".join(lines) + "\n"
+    if outside:
+        lines.append("Objects have changed outside of Shipyard (apply records them in the state as"
+                     " they are now; nothing else is done to them):")
+        lines.append("")
+        for fix in outside:
+            lines.extend(_outside_lines(fix, paint))
+            lines.append("")
     if actions:
         lines.append("Shipyard will perform these actions:")
         lines.append("")
@@ -196,8 +207,24 @@ def render_plan(plan: Plan, paint: Painter) -> str:
                 before = value_text(out.before.value if out.before else None, out.sensitive)
                 lines.append(f"  {paint('~', 'yellow')} {out.name} = {before} → {value_text(out.after, out.sensitive)}")
         lines.append("")
-    lines.append(paint(plan.summary(), "bold"))
+    summary = plan.summary()
+    if outside:
+        n = len(outside)
+        summary += f" {n} object{'s' if n != 1 else ''} changed outside of Shipyard to record in the state."
+    lines.append(paint(summary, "bold"))
     return "\n".join(lines) + "\n"
+
+
+def _outside_lines(fix: Fix, paint: Painter) -> list[str]:
+    entry = fix.entry
+    where = f"  [id={entry.id}]" if entry is not None and entry.id else ""
+    lines = [paint(f"  # {fix.address} changed outside of Shipyard", "bold") + where]
+    for d in fix.diffs:
+        lines.append(_diff_line(d, fix.sensitive, paint))
+    for d in fix.attribute_diffs:
+        lines.append(_diff_line(d, fix.sensitive, paint) + paint("  (attribute)", "dim"))
+    lines.extend(paint(f"      note: {note}", "dim") for note in fix.notes)
+    return lines
 
 
 def render_drift(report: DriftReport, paint: Painter) -> str:
@@ -213,10 +240,11 @@ def render_drift(report: DriftReport, paint: Painter) -> str:
         else:
             lines.append(paint(f"  ~ {item.address} ({item.type}) changed outside this stack", "yellow")
                          + f"  [id={item.id}]")
-            for d in item.diffs:
-                secret = bool(d.path) and d.path[0] in item.sensitive
-                lines.append(f"      {path_text(d.path)}: state {value_text(d.before, secret)},"
-                             f" real {value_text(d.after, secret)}")
+            for diffs, what in ((item.diffs, ""), (item.attribute_diffs, " (attribute)")):
+                for d in diffs:
+                    secret = bool(d.path) and d.path[0] in item.sensitive
+                    lines.append(f"      {path_text(d.path)}{what}: state {value_text(d.before, secret)},"
+                                 f" real {value_text(d.after, secret)}")
         lines.extend(paint(f"      note: {note}", "dim") for note in item.notes)
     n = len(report.items)
     lines.append("")
@@ -259,7 +287,10 @@ def render_apply(result: ApplyResult, paint: Painter) -> str:
     if skipped:
         lines.append(paint("not attempted", "yellow") + f" ({len(skipped)}): " + _short(skipped))
     counts = (f"{result.added} added, {result.changed} changed, {result.replaced} replaced,"
-              f" {result.destroyed} destroyed in {result.seconds:.2f}s")
+              f" {result.destroyed} destroyed")
+    if result.refreshed:
+        counts += f", {result.refreshed} changed outside of Shipyard recorded"
+    counts += f" in {result.seconds:.2f}s"
     if result.interrupted:
         lines.append(paint("Apply interrupted: ", "yellow") + counts + ".")
     elif result.failures or result.skipped:
@@ -378,6 +409,8 @@ def describe_providers(registry: Registry, name: str | None = None) -> list[dict
                 "name": cls.name,
                 "description": cls.description,
                 "updatable": cls.updatable,
+                "external": cls.external,
+                "finds": cls.can_find(),
                 "properties": {
                     n: {"type": p.type, "required": p.required,
                         "default": None if p.required else p.default, "description": p.description,

@@ -250,6 +250,14 @@ class GroupCommit:
                 raise StateError(self._error) from failure
             self._durable = upto
 
+    def settle(self) -> None:
+        """Wait for a write in progress; records still queued stay queued (a commit
+        that writes a version does not need them in the journal)."""
+        while self._flushing:
+            self._cond.wait()
+        if self._error is not None:
+            raise StateError(self._error)
+
     def reset(self) -> None:
         """Forget the journal file (after a version made it redundant)."""
         if self.file is not None:

@@ -127,7 +127,11 @@ class Session(ABC):
 
     Use it as a context manager: on exit it commits if anything changed (also when the
     block raised), then releases the lease. ``put``, ``remove`` and ``set_outputs`` are
-    thread-safe and durable when they return.
+    thread-safe and durable when they return, except one made with ``durable=False``:
+    that one is durable once a later durable change or a commit is (changes reach the
+    disk in the order they were made), and a crash before may lose it. The engine uses
+    that for resources that exist only in the state (``null``), whose lost record loses
+    nothing else, and for the outputs, which the next apply computes again.
     """
 
     @property
@@ -140,16 +144,22 @@ class Session(ABC):
     def changed(self) -> bool:
         """Whether anything changed since the session opened or last committed."""
 
+    @property
+    def notice(self) -> str | None:
+        """What to tell the user about how the lease was taken ("took over the lease of
+        alice@host (pid 42, no longer running) ..."), or None."""
+        return None
+
     @abstractmethod
-    def put(self, rs: ResourceState) -> None:
+    def put(self, rs: ResourceState, *, durable: bool = True) -> None:
         """Record ``rs`` (replacing what was recorded at its address)."""
 
     @abstractmethod
-    def remove(self, address: str) -> None:
+    def remove(self, address: str, *, durable: bool = True) -> None:
         """Forget the resource at ``address`` (nothing if there is none)."""
 
     @abstractmethod
-    def set_outputs(self, outputs: dict[str, OutputState]) -> None:
+    def set_outputs(self, outputs: dict[str, OutputState], *, durable: bool = True) -> None:
         """Replace all the outputs."""
 
     @abstractmethod

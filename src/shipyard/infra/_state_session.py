@@ -67,8 +67,13 @@ class LocalSession(Session):
 
     @property
     def took_over(self) -> LockInfo | None:
-        """The lease this session replaced: an expired one, or any when forced."""
+        """The lease this session replaced: one whose holder is gone, an expired one,
+        or any when forced."""
         return self._lease.replaced
+
+    @property
+    def notice(self) -> str | None:
+        return self._lease.takeover
 
     @property
     def state(self) -> State:
@@ -108,7 +113,7 @@ class LocalSession(Session):
         except OSError as e:
             raise StateError(f"cannot create {self._backend.journal_path}: {e}") from e
 
-    def put(self, rs: ResourceState) -> None:
+    def put(self, rs: ResourceState, *, durable: bool = True) -> None:
         try:
             copy, record = encode_resource(rs, self._backend.keyring.cipher)
         except Corrupt as e:
@@ -116,26 +121,28 @@ class LocalSession(Session):
         with self._cond:
             state = self._writable()
             if state.resources.get(copy.address) == copy:
-                self._journal.wait(self._journal.last())
-                return
-            seq = self._journal.enqueue(record)
-            state.resources[copy.address] = copy
-            self._changed = True
-            self._journal.wait(seq)
+                seq = self._journal.last()
+            else:
+                seq = self._journal.enqueue(record)
+                state.resources[copy.address] = copy
+                self._changed = True
+            if durable:
+                self._journal.wait(seq)
 
-    def remove(self, address: str) -> None:
+    def remove(self, address: str, *, durable: bool = True) -> None:
         record = dumps({"op": "rm", "a": address})
         with self._cond:
             state = self._writable()
             if address not in state.resources:
-                self._journal.wait(self._journal.last())
-                return
-            seq = self._journal.enqueue(record)
-            del state.resources[address]
-            self._changed = True
-            self._journal.wait(seq)
+                seq = self._journal.last()
+            else:
+                seq = self._journal.enqueue(record)
+                del state.resources[address]
+                self._changed = True
+            if durable:
+                self._journal.wait(seq)
 
-    def set_outputs(self, outputs: dict[str, OutputState]) -> None:
+    def set_outputs(self, outputs: dict[str, OutputState], *, durable: bool = True) -> None:
         try:
             copy, record = encode_outputs(outputs, self._backend.keyring.cipher)
         except Corrupt as e:
@@ -143,12 +150,13 @@ class LocalSession(Session):
         with self._cond:
             state = self._writable()
             if state.outputs == copy:
-                self._journal.wait(self._journal.last())
-                return
-            seq = self._journal.enqueue(record)
-            state.outputs = copy
-            self._changed = True
-            self._journal.wait(seq)
+                seq = self._journal.last()
+            else:
+                seq = self._journal.enqueue(record)
+                state.outputs = copy
+                self._changed = True
+            if durable:
+                self._journal.wait(seq)
 
     def restore(self, serial: int) -> None:
         version = self._backend.read_version(serial)
@@ -174,9 +182,10 @@ class LocalSession(Session):
             if self._closed:
                 raise StateError("the state session is closed")
             state = self.state
-            # A journal that failed to write: the version written now holds everything.
+            # Records not written yet need not be: the version written now holds them
+            # (and everything a journal that failed to write missed).
             with contextlib.suppress(StateError):
-                self._journal.wait(self._journal.last())
+                self._journal.settle()
             if not self._changed:
                 return
             self._lease.verify()

@@ -15,8 +15,14 @@ part of the type name before the first ``_`` (``postgres_role`` → ``postgres``
 stack only imports the providers it uses.
 
 Operations run in worker threads, several at once: implementations must be thread-safe.
+(Those of a type that is not :attr:`~ResourceType.external` run on the applying thread.)
 They raise :class:`ProviderError` for failures a user should read; any other exception is
 reported as a provider bug with its type and message.
+
+Before calling ``create`` on an :attr:`~ResourceType.external` type, the engine records a
+*pending* entry (a create without an id yet), so that a process killed during the call
+leaves a trace; the next plan calls :meth:`ResourceType.find` to adopt what the create
+made, if anything.
 """
 
 from __future__ import annotations
@@ -157,6 +163,12 @@ class ResourceType(ABC):
     attributes: ClassVar[Mapping[str, Attribute]] = {}
     # False when every change replaces the resource (update is never called).
     updatable: ClassVar[bool] = True
+    # False when the resource has no existence outside the state (null, random_*): an
+    # interrupted create cannot leave anything behind, so the engine records no pending
+    # entry before creating it. Nor does it wait for the resource's records to reach
+    # the disk before going on (a crash can lose only what exists nowhere else), and it
+    # runs its operations on the applying thread: they must be quick and do no I/O.
+    external: ClassVar[bool] = True
 
     def validate(self, properties: Mapping[str, Any]) -> list[tuple[str, str]]:
         """Problems with fully known property values beyond their types.
@@ -170,8 +182,10 @@ class ResourceType(ABC):
     def prepare(self, ctx: Context, properties: Mapping[str, Any]) -> dict[str, Any]:
         """The desired properties as they will be diffed and applied.
 
-        Called at plan time once every property is known. The default returns them
-        unchanged; a type with ``derived`` properties fills them in here.
+        Called at plan time when every property is known, else at apply time once they
+        are (a property that reads another resource's attribute), before ``create`` or
+        ``update``. The default returns them unchanged; a type with ``derived``
+        properties fills them in here.
         """
         return dict(properties)
 
@@ -219,6 +233,25 @@ class ResourceType(ABC):
     def import_(self, ctx: Context, id: str) -> Observed:
         """Adopt an existing thing by id; raise ProviderError if there is none."""
         raise ProviderError(f"{self.name} resources cannot be imported")
+
+    def find(self, ctx: Context, properties: Mapping[str, Any]) -> Created | None:
+        """The thing ``create(ctx, properties)`` would have made, if it exists.
+
+        Called for a create that was interrupted before its id was recorded (the process
+        was killed during ``create``): what it made, if anything, can only be found by
+        its properties (a database's name, a container's label). Return its id and
+        attributes, and the engine adopts it instead of creating a second one; return
+        None when nothing was made. The default returns None: a type that does not
+        override this cannot look, and the plan says that whatever an interrupted
+        create made is not managed by the stack.
+        """
+        return None
+
+    @classmethod
+    def can_find(cls) -> bool:
+        """Whether this type overrides :meth:`find` (can look for what an interrupted
+        create made)."""
+        return cls.find is not ResourceType.find
 
 
 class Provider:

@@ -60,6 +60,7 @@ class NullData(ResourceType):
     attributes = {
         "output": Attribute(type="any", description="The value of `input` at the last apply."),
     }
+    external = False  # it lives in the state alone: an interrupted create leaves nothing
 
     def create(self, ctx: Context, properties: Mapping[str, Any]) -> Created:
         return Created(_uuid4(), {"output": properties.get("input")})

@@ -60,6 +60,7 @@ class _RandomType(ResourceType):
     """What every random type shares: no update, no outside world, no delete to do."""
 
     updatable = False
+    external = False
 
     def read(
         self,
