@@ -1,6 +1,6 @@
 """The fast path of ``shipyard infra``: the same values as Typer, or Typer itself.
 
-:func:`shipyard.cli._infra.parse_fast` reads a plain command line from the commands'
+:func:`shipyard.cli._infra_fast.parse_fast` reads a plain command line from the commands'
 own declarations. For every command line it accepts, Typer must call the command with
 exactly the same values (checked by running a twin Typer app whose commands record what
 they get); for the rest it declines and Typer runs as before, with its messages.
@@ -18,7 +18,8 @@ from typing import Any
 import pytest
 import typer
 
-from shipyard.cli._infra import infra_app, parse_fast
+from shipyard.cli._infra import infra_app
+from shipyard.cli._infra_fast import parse_fast
 from tests.infra.test_cli_infra import SHIPYARD, env
 
 

@@ -1,7 +1,7 @@
 """The ``shipyard`` command.
 
 ``shipyard infra ...`` loads only what infra needs (see
-:func:`shipyard.cli._infra.main`): the client, server and runner commands (which import
+:func:`shipyard.cli._infra_fast.main`): the client, server and runner commands (which import
 httpx, FastAPI and friends) are attached only when another command, or ``app`` itself,
 is asked for.
 """
@@ -55,7 +55,7 @@ def main() -> None:
         gc.freeze()
         gc.set_threshold(200_000, 50, 100)
         # Straight to the infra commands: neither the other commands nor Rich load.
-        from shipyard.cli._infra import main as run_infra
+        from shipyard.cli._infra_fast import main as run_infra
 
         run_infra(sys.argv[2:])
         return
