@@ -10,9 +10,9 @@ work is linear in the size of the graph (Tarjan's algorithm, iteratively).
 
 from __future__ import annotations
 
-from collections import deque
 from collections.abc import Callable
 
+from shipyard._graphs import shortest_cycle, strongly_connected
 from shipyard.errors import LocatedError, Location
 from shipyard.infra._model import ModuleDecl, ResourceDecl
 
@@ -45,80 +45,13 @@ def find_cycles(
     for node in nodes:
         edges[node] = sorted((t for t in edges[node] if t in rank), key=rank.__getitem__)
     errors: list[LocatedError] = []
-    for component in _components(nodes, edges):
+    for component in strongly_connected(nodes, edges):
         members = set(component)
         start = min(component, key=rank.__getitem__)
         if len(component) == 1 and start not in edges[start]:
             continue
-        path = _shortest_cycle(start, edges, members)
+        path = shortest_cycle(start, edges, members)
         errors.append(LocatedError("cycle: " + " → ".join(path), locations[start]))
     return errors
 
 
-def _components(nodes: list[str], edges: dict[str, list[str]]) -> list[list[str]]:
-    """Strongly connected components (Tarjan), without recursion."""
-    index: dict[str, int] = {}
-    low: dict[str, int] = {}
-    on_stack: set[str] = set()
-    stack: list[str] = []
-    out: list[list[str]] = []
-    counter = 0
-    for root in nodes:
-        if root in index:
-            continue
-        work: list[tuple[str, int]] = [(root, 0)]
-        while work:
-            node, i = work.pop()
-            if i == 0:
-                index[node] = low[node] = counter
-                counter += 1
-                stack.append(node)
-                on_stack.add(node)
-            successors = edges[node]
-            advanced = False
-            while i < len(successors):
-                succ = successors[i]
-                i += 1
-                if succ not in index:
-                    work.append((node, i))
-                    work.append((succ, 0))
-                    advanced = True
-                    break
-                if succ in on_stack:
-                    low[node] = min(low[node], index[succ])
-            if advanced:
-                continue
-            if low[node] == index[node]:
-                component: list[str] = []
-                while True:
-                    member = stack.pop()
-                    on_stack.discard(member)
-                    component.append(member)
-                    if member == node:
-                        break
-                out.append(component)
-            if work:
-                parent = work[-1][0]
-                low[parent] = min(low[parent], low[node])
-    return out
-
-
-def _shortest_cycle(start: str, edges: dict[str, list[str]], members: set[str]) -> list[str]:
-    """``[start, ..., start]``: the shortest way back to ``start`` inside its component."""
-    previous: dict[str, str] = {}
-    queue = deque([start])
-    while queue:
-        node = queue.popleft()
-        for succ in edges[node]:
-            if succ not in members:
-                continue
-            if succ == start:
-                path = [node]
-                while path[-1] != start:
-                    path.append(previous[path[-1]])
-                path.reverse()
-                return [*path, start]
-            if succ not in previous:
-                previous[succ] = node
-                queue.append(succ)
-    return [start, start]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from shipyard._graphs import shortest_cycle, strongly_connected
 from shipyard.errors import LocatedError, Location, ValidationError
 from shipyard.workflow._model import (
     CompositeAction,
@@ -143,81 +144,14 @@ def _check_graph(
                 edges.append(name)
         graph[job_id] = edges
     order = {job_id: i for i, job_id in enumerate(keys)}
-    for component in _strongly_connected(graph, list(keys)):
+    for component in strongly_connected(list(keys), graph):
         if len(component) == 1:
             only = next(iter(component))
             if only not in graph.get(only, ()):
                 continue
         start = min(component, key=order.__getitem__)
-        cycle = _cycle_through(graph, start, component)
+        cycle = shortest_cycle(start, graph, set(component))
         reader.error(keys[start], "dependency cycle: " + " -> ".join(cycle))
-
-
-def _strongly_connected(graph: dict[str, list[str]], nodes: list[str]) -> list[set[str]]:
-    """Tarjan's algorithm, iterative (a workflow may list many jobs)."""
-    index: dict[str, int] = {}
-    low: dict[str, int] = {}
-    on_stack: set[str] = set()
-    stack: list[str] = []
-    out: list[set[str]] = []
-    counter = 0
-    for root in nodes:
-        if root in index:
-            continue
-        work: list[tuple[str, int]] = [(root, 0)]
-        while work:
-            node, i = work.pop()
-            if i == 0:
-                index[node] = low[node] = counter
-                counter += 1
-                stack.append(node)
-                on_stack.add(node)
-            edges = graph.get(node, [])
-            if i < len(edges):
-                work.append((node, i + 1))
-                nxt = edges[i]
-                if nxt not in index:
-                    work.append((nxt, 0))
-                elif nxt in on_stack:
-                    low[node] = min(low[node], index[nxt])
-                continue
-            if low[node] == index[node]:
-                component: set[str] = set()
-                while True:
-                    member = stack.pop()
-                    on_stack.discard(member)
-                    component.add(member)
-                    if member == node:
-                        break
-                out.append(component)
-            if work:
-                parent = work[-1][0]
-                low[parent] = min(low[parent], low[node])
-    return out
-
-
-def _cycle_through(graph: dict[str, list[str]], start: str, members: set[str]) -> list[str]:
-    """A simple cycle from ``start`` back to it, inside one strongly connected component."""
-    previous: dict[str, str] = {}
-    frontier = [start]
-    seen = {start}
-    while frontier:
-        nxt_frontier: list[str] = []
-        for node in frontier:
-            for nxt in graph.get(node, []):
-                if nxt not in members:
-                    continue
-                if nxt == start:
-                    path = [node]
-                    while path[-1] != start:
-                        path.append(previous[path[-1]])
-                    return [*reversed(path), start]
-                if nxt not in seen:
-                    seen.add(nxt)
-                    previous[nxt] = node
-                    nxt_frontier.append(nxt)
-        frontier = nxt_frontier
-    return [start, start]  # pragma: no cover - a component always closes a cycle
 
 
 def load_workflow(
