@@ -45,6 +45,7 @@ __all__ = [
     "Provider",
     "ProviderError",
     "ResourceType",
+    "StateOnlyType",
 ]
 
 
@@ -252,6 +253,34 @@ class ResourceType(ABC):
         """Whether this type overrides :meth:`find` (can look for what an interrupted
         create made)."""
         return cls.find is not ResourceType.find
+
+
+class StateOnlyType(ResourceType):
+    """A type whose resources exist only in the state (``null``, ``random_*``).
+
+    There is no outside world to read or to clean up: ``read`` returns what the state
+    holds and ``delete`` has nothing to do; ``external`` is False (see ResourceType).
+    """
+
+    external: ClassVar[bool] = False
+
+    def read(
+        self,
+        ctx: Context,
+        id: str,
+        properties: Mapping[str, Any],
+        attributes: Mapping[str, Any],
+    ) -> Observed:
+        return Observed(dict(properties), dict(attributes))
+
+    def delete(
+        self,
+        ctx: Context,
+        id: str,
+        properties: Mapping[str, Any],
+        attributes: Mapping[str, Any],
+    ) -> None:
+        return None
 
 
 class Provider:

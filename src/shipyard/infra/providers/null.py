@@ -21,7 +21,7 @@ from shipyard.infra.provider import (
     Property,
     Provider,
     ProviderError,
-    ResourceType,
+    StateOnlyType,
 )
 
 __all__ = ["NullData", "NullProvider"]
@@ -38,7 +38,7 @@ def _uuid4() -> str:
     return f"{h[:8]}-{h[8:12]}-4{h[13:16]}-{variant}{h[17:20]}-{h[20:]}"
 
 
-class NullData(ResourceType):
+class NullData(StateOnlyType):
     """``null``: a value kept in the state; a new id whenever ``triggers_replace`` changes."""
 
     name = "null"
@@ -60,20 +60,9 @@ class NullData(ResourceType):
     attributes = {
         "output": Attribute(type="any", description="The value of `input` at the last apply."),
     }
-    external = False  # it lives in the state alone: an interrupted create leaves nothing
 
     def create(self, ctx: Context, properties: Mapping[str, Any]) -> Created:
         return Created(_uuid4(), {"output": properties.get("input")})
-
-    def read(
-        self,
-        ctx: Context,
-        id: str,
-        properties: Mapping[str, Any],
-        attributes: Mapping[str, Any],
-    ) -> Observed:
-        # Nothing exists outside the state, so what the state holds is the truth.
-        return Observed(dict(properties), dict(attributes))
 
     def update(
         self,
@@ -84,15 +73,6 @@ class NullData(ResourceType):
         attributes: Mapping[str, Any],
     ) -> dict[str, Any]:
         return {"output": properties.get("input")}
-
-    def delete(
-        self,
-        ctx: Context,
-        id: str,
-        properties: Mapping[str, Any],
-        attributes: Mapping[str, Any],
-    ) -> None:
-        return None
 
     def import_(self, ctx: Context, id: str) -> Observed:
         raise ProviderError(

@@ -27,7 +27,7 @@ from shipyard.infra.provider import (
     Property,
     Provider,
     ProviderError,
-    ResourceType,
+    StateOnlyType,
 )
 
 __all__ = [
@@ -56,29 +56,10 @@ def _is_int(value: Any) -> TypeGuard[int]:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
-class _RandomType(ResourceType):
+class _RandomType(StateOnlyType):
     """What every random type shares: no update, no outside world, no delete to do."""
 
     updatable = False
-    external = False
-
-    def read(
-        self,
-        ctx: Context,
-        id: str,
-        properties: Mapping[str, Any],
-        attributes: Mapping[str, Any],
-    ) -> Observed:
-        return Observed(dict(properties), dict(attributes))
-
-    def delete(
-        self,
-        ctx: Context,
-        id: str,
-        properties: Mapping[str, Any],
-        attributes: Mapping[str, Any],
-    ) -> None:
-        return None
 
 
 class RandomId(_RandomType):
