@@ -298,3 +298,30 @@ def test_a_second_signal_stops_at_once_and_still_exits_0(tmp_path: Path):
     assert time.monotonic() - started < 8
     assert "did not stop in time; killing it" in up.output
     assert not [p for p in pids if alive(p)]
+
+
+def test_what_a_killed_service_started_in_a_session_of_its_own_is_stopped(tmp_path: Path):
+    """A program git started in its own session (as `git http-backend` runs) dies when
+    git is killed: up finds it by the mark it inherited from git's environment."""
+    import subprocess
+
+    with running_up(tmp_path / "data", "--runners", "0") as up:
+        git = up.pid("git")
+        mark = next(e for e in Path(f"/proc/{git}/environ").read_bytes().split(b"\0")
+                    if e.startswith(b"SHIPYARD_CHILD_OF="))
+        assert mark.endswith(b"/git")
+        name, _, value = mark.decode().partition("=")
+        # Started as git starts its CGI programs: a session of its own, git's environment.
+        orphan = subprocess.Popen(["sleep", "120"], env={**os.environ, name: value},
+                                  start_new_session=True)
+        try:
+            mark_line = len(up.lines)
+            os.kill(git, signal.SIGKILL)
+            assert orphan.wait(timeout=30) == -signal.SIGKILL
+            up.wait_for("restarted git", timeout=60)
+            assert any("process(es) git left running" in line for line in up.lines[mark_line:])
+        finally:
+            if orphan.poll() is None:
+                orphan.kill()
+                orphan.wait()
+

@@ -35,8 +35,16 @@ class GitCommandError(RuntimeError):
 
 
 def git_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
-    """The environment every git command of the service runs with."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("GIT_")}
+    """The environment every git command of the service runs with.
+
+    Not the service's own settings (``SHIPYARD_*``: the signing secret, the database
+    URL) — git and its hooks have no use for them — except ``SHIPYARD_CHILD_OF``, the
+    mark by which ``shipyard up`` finds a ``git http-backend`` a killed service left.
+    """
+    env = {
+        k: v for k, v in os.environ.items()
+        if not k.startswith(("GIT_", "SHIPYARD_")) or k == "SHIPYARD_CHILD_OF"
+    }
     env["GIT_CONFIG_GLOBAL"] = os.devnull
     env["GIT_TERMINAL_PROMPT"] = "0"
     env["GIT_LITERAL_PATHSPECS"] = "1"

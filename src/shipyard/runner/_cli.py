@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import enum
 import logging
+import os
 import signal
 import sys
 from pathlib import Path
@@ -120,6 +121,8 @@ def runner_command(
     """Run a runner agent: take jobs from the server and run them until stopped."""
     console = Console(highlight=False)
     err = Console(stderr=True, highlight=False)
+    # Jobs' steps inherit this process's environment: the token must not be in it.
+    os.environ.pop("SHIPYARD_RUNNER_TOKEN", None)
     if not token:
         err.print("[red]error:[/red] a token is needed: --token or SHIPYARD_RUNNER_TOKEN")
         raise typer.Exit(2)

@@ -63,7 +63,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--executor", default="local")
     parser.add_argument("--work-dir", type=Path, required=True, help="Agent i works in DIR/i.")
     args = parser.parse_args(argv)
-    token = os.environ.get("SHIPYARD_RUNNER_TOKEN", "")
+    # Jobs' steps inherit this process's environment: the token must not be in it.
+    token = os.environ.pop("SHIPYARD_RUNNER_TOKEN", "")
     if not token or args.agents < 1:
         print("error: SHIPYARD_RUNNER_TOKEN and --agents 1 or more are needed", file=sys.stderr)
         return 2

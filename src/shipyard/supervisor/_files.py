@@ -141,19 +141,25 @@ def _is_ours(pid: int, data_dir: Path) -> bool:
     return False
 
 
-def runners_marker(data_dir: Path) -> str:
-    """The environment entry every process of the local runners carries (``NAME=value``).
+MARK = "SHIPYARD_CHILD_OF"
 
-    Job steps inherit the runners process's environment; the mark finds them when that
-    process is gone, even though each step runs in a session of its own (so killing the
-    runners' process group misses them).
+
+def child_mark(data_dir: Path, name: str = "") -> str:
+    """The environment entry (``NAME=value``) every process ``up`` starts carries, and
+    what they start inherits: ``SHIPYARD_CHILD_OF=<data dir>/<child>``.
+
+    It finds what a child left behind when it died: the steps of the runners' jobs and
+    the ``git http-backend`` programs of git run in sessions of their own, so killing the
+    child's process group misses them. ``name=""`` gives the prefix every child's mark
+    starts with.
     """
-    return f"SHIPYARD_RUNNERS_OF={data_dir}"
+    return f"{MARK}={data_dir}/{name}"
 
 
-def kill_marked(marker: str) -> list[int]:
-    """SIGKILL every process whose environment holds ``marker``; the pids it killed."""
-    needle = b"\0" + marker.encode() + b"\0"
+def kill_marked(mark: str, *, prefix: bool = False) -> list[int]:
+    """SIGKILL every process whose environment holds ``mark`` (or an entry starting with
+    it, with ``prefix``); the pids it killed."""
+    needle = b"\0" + mark.encode() + (b"" if prefix else b"\0")
     me = os.getpid()
     killed = []
     for entry in os.listdir("/proc"):
@@ -195,6 +201,6 @@ def reap_leftovers(data_dir: Path, report: Callable[[str], None]) -> None:
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(pid, signal.SIGKILL)
         pid_file.unlink(missing_ok=True)
-    orphans = kill_marked(runners_marker(data_dir))
+    orphans = kill_marked(child_mark(data_dir), prefix=True)
     if orphans:
-        report(f"stopped {len(orphans)} job process(es) an earlier `shipyard up`'s runners left running")
+        report(f"stopped {len(orphans)} process(es) the children of an earlier `shipyard up` left running")

@@ -11,6 +11,7 @@ the waiting.
 
 from __future__ import annotations
 
+import dataclasses
 import http.client
 import os
 import re
@@ -33,10 +34,10 @@ from shipyard.service import SERVICES, Settings, TokenSigner
 from shipyard.supervisor._child import Child, ChildSpec, RotatingLog, describe_exit
 from shipyard.supervisor._files import (
     DataDirLock,
+    child_mark,
     ensure_admin_token,
     kill_marked,
     reap_leftovers,
-    runners_marker,
 )
 
 __all__ = ["ReadyInfo", "Supervisor", "UpOptions", "runner_available"]
@@ -240,6 +241,8 @@ class Supervisor:
         yield from self.services.values()
 
     def _child(self, spec: ChildSpec) -> Child:
+        mark, _, value = child_mark(self.data_dir, spec.name).partition("=")
+        spec = dataclasses.replace(spec, env={**spec.env, mark: value})  # services share one env
         log = RotatingLog(self.log_dir / f"{spec.name}.log")
         return Child(spec, log, self.run_dir, echo=self._echo if self.options.verbose else None)
 
@@ -294,10 +297,7 @@ class Supervisor:
             "--executor", self.settings.runner_executor,
             "--work-dir", str(work_dir),
         ]
-        env = self._base_env()
-        marker, _, value = runners_marker(self.data_dir).partition("=")
-        env[marker] = value
-        self.runners.append(self._child(ChildSpec("runners", argv, env)))
+        self.runners.append(self._child(ChildSpec("runners", argv, self._base_env())))
 
     def _start_runner(self, runner: Child) -> None:
         # A fresh registration token at each start; it is passed in the environment, not
@@ -373,12 +373,12 @@ class Supervisor:
                     code = child.poll()
                     if code is not None:
                         child.kill_group()  # what it started dies with it (a runner's jobs)
-                        if child in self.runners:
-                            # Steps run in sessions of their own: found by their mark.
-                            orphans = kill_marked(runners_marker(self.data_dir))
-                            if orphans:
-                                self.say(f"stopped {len(orphans)} job process(es) of the dead runners",
-                                         f"stopped {len(orphans)} job process(es) of the dead runners")
+                        # ...and what it started in sessions of their own (job steps, git
+                        # http-backend), found by the mark they inherited.
+                        orphans = kill_marked(child_mark(self.data_dir, child.name))
+                        if orphans:
+                            message = f"stopped {len(orphans)} process(es) {child.name} left running"
+                            self.say(message, message)
                         child.finish()
                         delay = child.schedule_restart(now)
                         message = f"{child.name} exited with {describe_exit(code)}; restarting in {delay:.0f} s"
@@ -440,8 +440,8 @@ class Supervisor:
             if child.proc is not None:
                 child.kill_group()  # anything the child started and left behind
                 child.finish()
-        if is_runners and group:
-            kill_marked(runners_marker(self.data_dir))  # steps, in sessions of their own
+        for child in group:  # what they started in sessions of their own
+            kill_marked(child_mark(self.data_dir, child.name))
         if alive:
             took = time.monotonic() - began
             names = ", ".join(c.name for c in alive)
