@@ -6,8 +6,6 @@ import importlib
 import logging
 import os
 import signal
-import sys
-import traceback
 from typing import Protocol
 
 from fastapi import FastAPI
@@ -65,16 +63,17 @@ def _migrate_in_child(service: str, settings: Settings) -> None:
     (about 12 MB each service keeps for good otherwise); the parent's own build finds
     the schema at its newest revision and skips Alembic.
     """
+    if service not in SERVICES:
+        return  # build_app says so
     pid = os.fork()
     if pid == 0:  # no threads run yet in the parent: forking here is safe
         code = 1
         try:
             build_app(service, settings)
             code = 0
-        except BaseException:  # the parent reports the failure by building again
-            traceback.print_exc(file=sys.stderr)
+        except BaseException:  # the parent builds again and reports the failure itself
+            pass
         finally:
-            sys.stderr.flush()
             os._exit(code)
     os.waitpid(pid, 0)
 
