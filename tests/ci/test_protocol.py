@@ -189,17 +189,135 @@ class TestLogs:
         assert not thread.is_alive()
         assert b"".join(chunks) == b"first\nsecond\nthird\n"
 
-    def test_a_finished_jobs_log_is_closed_and_a_too_long_log_size_is_409(self, ci: CiServer) -> None:
+    def test_a_complete_log_is_closed_to_new_bytes(self, ci: CiServer) -> None:
         label = unique("closed")
         ci.create(one_job(label))
         job = ci.runner(label).must_claim()
         job.log(b"abc")
-        response = job.http.post(f"/jobs/{job.id}/complete",
-                                 json={"conclusion": "success", "log_size": 10})
-        assert response.status_code == 409
-        assert job.complete().status_code == 200
+        assert job.complete().status_code == 200  # log_size: what ci holds
+        assert ci.get(f"/jobs/{job.id}").json()["log_complete"] is True
         assert job.log(b"abc", offset=0).status_code == 200  # a late retry of stored bytes
         assert job.log(b"more", offset=3).status_code == 409
+
+    def test_a_completion_without_log_size_closes_the_log_as_it_is(self, ci: CiServer) -> None:
+        """What runners that predate log_size on completions rely on."""
+        label = unique("nosize")
+        ci.create(one_job(label))
+        job = ci.runner(label).must_claim()
+        job.log(b"all of it\n")
+        response = job.http.post(f"/jobs/{job.id}/complete", json={"conclusion": "success"})
+        assert response.status_code == 200 and response.json()["log_complete"] is True
+        assert ci.get(f"/jobs/{job.id}").json()["log_complete"] is True
+        assert job.log(b"late\n").status_code == 409
+        assert ci.get(f"/jobs/{job.id}/log").text == "all of it\n"
+
+
+class TestLogAfterCompletion:
+    """A completion with a log_size beyond what ci holds: the job ends, the log follows."""
+
+    def test_the_job_ends_at_once_and_the_log_closes_when_the_rest_arrives(
+        self, ci: CiServer
+    ) -> None:
+        label = unique("early")
+        pid = ci.create(one_job(label))
+        job = ci.runner(label).must_claim()
+        assert job.log(b"abc").status_code == 200
+        response = job.complete(log_size=10)
+        assert response.status_code == 200
+        assert response.json()["log_complete"] is False
+        state = ci.get(f"/jobs/{job.id}").json()
+        assert (state["status"], state["conclusion"], state["log_complete"]) == (
+            "completed", "success", False)
+        assert state["finished_at"] is not None
+        assert ci.pipeline(pid)["status"] == "completed"
+        assert job.log(b"defg").json() == {"size": 7}
+        assert ci.get(f"/jobs/{job.id}").json()["log_complete"] is False
+        assert job.complete(log_size=10).json()["log_complete"] is False  # a repeat: same
+        assert job.log(b"hij").json() == {"size": 10}  # reaches log_size: closed
+        assert ci.get(f"/jobs/{job.id}").json()["log_complete"] is True
+        assert ci.get(f"/jobs/{job.id}/log").content == b"abcdefghij"
+        assert job.log(b"x").status_code == 409  # closed
+
+    def test_bytes_beyond_log_size_are_refused_and_nothing_is_written(
+        self, ci: CiServer
+    ) -> None:
+        label = unique("beyond")
+        ci.create(one_job(label))
+        job = ci.runner(label).must_claim()
+        job.log(b"12345")
+        assert job.complete(log_size=8).status_code == 200
+        refused = job.log(b"6789")  # ends at 9, past 8
+        assert refused.status_code == 409
+        assert "log_size" in refused.json()["error"]
+        assert ci.get(f"/jobs/{job.id}/log").content == b"12345"
+        assert job.log(b"678").json() == {"size": 8}
+        assert ci.get(f"/jobs/{job.id}").json()["log_complete"] is True
+
+    def test_what_needs_the_job_starts_while_its_log_is_open(self, ci: CiServer) -> None:
+        label = unique("needs")
+        pid = ci.create(f"""
+        on: push
+        jobs:
+          a: {{runs-on: {label}, steps: [{{run: "true"}}]}}
+          b: {{runs-on: {label}, needs: a, steps: [{{run: "true"}}]}}
+        """)
+        runner = ci.runner(label)
+        a = runner.must_claim()
+        a.log(b"a line\n")
+        assert a.complete(log_size=1 << 20).status_code == 200
+        b = runner.must_claim(wait=5)
+        assert b.key == "b"
+        b.finish()
+        done = ci.wait_done(pid)
+        assert done["conclusion"] == "success"
+        assert {j["key"]: j["log_complete"] for j in done["jobs"]} == {"a": False, "b": True}
+
+    def test_a_follower_reads_the_whole_log_until_it_closes(self, ci: CiServer) -> None:
+        label = unique("follow-open")
+        ci.create(one_job(label))
+        job = ci.runner(label).must_claim()
+        job.log(b"first\n")
+        chunks: list[bytes] = []
+
+        def follow() -> None:
+            with ci.http.stream("GET", f"/jobs/{job.id}/log", params={"follow": "true"}) as r:
+                chunks.extend(r.iter_bytes())
+
+        thread = threading.Thread(target=follow)
+        thread.start()
+        rest = b"second\n" + b"x" * 100_000 + b"\nlast\n"
+        assert job.complete(log_size=6 + len(rest)).status_code == 200
+        threading.Event().wait(0.5)
+        assert thread.is_alive(), "the follower stopped at the completion, not the log's end"
+        assert job.log(rest[:50_000]).status_code == 200
+        threading.Event().wait(0.2)
+        assert job.log(rest[50_000:]).status_code == 200
+        thread.join(10)
+        assert not thread.is_alive()
+        assert b"".join(chunks) == b"first\n" + rest
+        # Reading from an offset of a closed log, and without follow, agree.
+        assert ci.get(f"/jobs/{job.id}/log").content == b"first\n" + rest
+
+    def test_heartbeats_keep_an_open_log_alive_and_end_with_it(self, ci: CiServer) -> None:
+        label = unique("hb-open")
+        ci.create(one_job(label))
+        runner = ci.runner(label)
+        job = runner.must_claim()
+        assert job.complete(log_size=4).status_code == 200
+        assert job.heartbeat() is False  # nothing to stop: the log is on its way
+        assert runner.http.post(f"/jobs/{job.id}/heartbeat").json() == {"cancel": False}
+        job.log(b"done")
+        assert job.heartbeat() is True
+
+    def test_bad_log_sizes_are_refused(self, ci: CiServer) -> None:
+        label = unique("badsize")
+        ci.create(one_job(label))
+        job = ci.runner(label).must_claim()
+        for bad in (-1, "ten", 2**60, 1.5, True):
+            response = job.http.post(f"/jobs/{job.id}/complete",
+                                     json={"conclusion": "success", "log_size": bad})
+            assert response.status_code == 422, (bad, response.text)
+        assert ci.get(f"/jobs/{job.id}").json()["status"] == "running"
 
 
 class TestStepsAndCompletion:

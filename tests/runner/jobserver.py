@@ -1,13 +1,17 @@
 """A minimal real HTTP app with the job endpoints of the runner protocol (docs/api.md).
 
 It implements the log append semantics exactly (overlap skipped, 409 with the size
-past the end), records step updates and completions, and counts every request. Tests
-steer faults through ``faults``: a queue of statuses to answer the next requests of a
-kind with (a log append stores its bytes first, like a server whose answer was lost).
+past the end), and the completion's ``log_size``: beyond what it holds, the log stays
+open for appends up to that size (bytes past it are refused) and closes there; with
+``wants_whole_log`` set it answers such a completion 409, as a ci that predates it did.
+It records step updates and completions, and counts every request. Tests steer faults
+through ``faults``: a queue of statuses to answer the next requests of a kind with (a
+log append stores its bytes first, like a server whose answer was lost).
 """
 
 from __future__ import annotations
 
+import asyncio
 import threading
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -23,6 +27,11 @@ class JobRecord:
     steps: dict[int, dict[str, Any]] = field(default_factory=dict)
     completions: list[dict[str, Any]] = field(default_factory=list)
     cancel: bool = False
+    end: int | None = None  # log_size of the completion: the log takes bytes up to it
+
+    @property
+    def log_complete(self) -> bool:
+        return self.end is not None and len(self.log) >= self.end
 
 
 class JobServer:
@@ -33,6 +42,8 @@ class JobServer:
         self.requests: list[tuple[str, int]] = []  # (kind, job id) in arrival order
         self.faults: dict[str, list[int]] = defaultdict(list)
         self.max_body: int | None = None
+        self.wants_whole_log = False
+        self.log_delay = 0.0  # seconds each log append waits before it is handled
         self.gone: set[int] = set()
         self.lock = threading.Lock()
         self.app = self._build()
@@ -51,6 +62,8 @@ class JobServer:
         @app.post("/jobs/{job_id}/log")
         async def append(job_id: int, offset: int, request: Request) -> Response:
             data = await request.body()
+            if self.log_delay:
+                await asyncio.sleep(self.log_delay)
             with self.lock:
                 self.requests.append(("log", job_id))
                 if job_id in self.gone:
@@ -61,6 +74,8 @@ class JobServer:
                 size = len(job.log)
                 if offset > size:
                     return JSONResponse({"error": "offset past the end", "size": size}, 409)
+                if job.end is not None and offset + len(data) > max(job.end, size):
+                    return JSONResponse({"error": "past the end of the job's log"}, 409)
                 skip = size - offset
                 if skip < len(data):
                     job.log += data[skip:]
@@ -90,10 +105,11 @@ class JobServer:
                 if status is not None:
                     return JSONResponse({"error": "injected"}, status)
                 job = self.jobs[job_id]
-                if body["log_size"] > len(job.log):
+                if self.wants_whole_log and body["log_size"] > len(job.log):
                     return JSONResponse({"error": "log_size is more than the log holds"}, 409)
                 if not job.completions:
-                    job.completions.append(body)
+                    job.completions.append({**body, "held": len(job.log)})
+                    job.end = body["log_size"]
             return JSONResponse({"id": job_id})
 
         @app.post("/jobs/{job_id}/heartbeat")

@@ -178,12 +178,15 @@ class Platform:
             time.sleep(0.05)
 
     def finished_pipeline(self, repo: str, timeout: float = 90) -> dict[str, Any]:
-        """The repository's first pipeline once it has completed."""
+        """The repository's first pipeline once it has completed and ci holds the whole
+        log of each of its jobs (a runner may send the end of a log after completing)."""
 
         def done() -> dict[str, Any] | None:
             found = self.pipelines(repo)
             if found and found[-1]["status"] == "completed":
-                return self.pipeline(found[-1]["id"])
+                pipeline = self.pipeline(found[-1]["id"])
+                if all(job["log_complete"] for job in pipeline["jobs"]):
+                    return pipeline
             return None
 
         result: dict[str, Any] = self.wait_for(f"a completed pipeline of {repo}", done, timeout)

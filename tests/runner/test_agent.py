@@ -316,6 +316,44 @@ class TestStopping:
         assert pipeline["jobs"][0]["conclusion"] == "cancelled"
 
 
+    def test_a_stopping_agent_ships_the_rest_of_a_log_it_completed_early(
+        self, plat: Platform, tmp_path: Path
+    ) -> None:
+        """ci hears the result first; the slot (and the stop) waits for the whole log,
+        whose open state the agent's heartbeats keep alive past the heartbeat timeout."""
+        repo, label = repo_with(plat, tmp_path, """
+            on: push
+            jobs:
+              loud:
+                runs-on: [self-hosted, LABEL]
+                steps:
+                  - run: seq 1 1000000
+        """)
+        plat.faults.inject["/log"] = [503] * 6  # about 6 s of retries: longer than the timeout
+        try:
+            with agent_running(plat, tmp_path, label, concurrency=1) as running:
+
+                def completed() -> dict[str, Any] | None:
+                    found = plat.pipelines(repo)
+                    job = plat.pipeline(found[-1]["id"])["jobs"][0] if found else None
+                    return job if job and job["status"] == "completed" else None
+
+                job = plat.wait_for("the job to complete", completed, 30)
+                assert job["conclusion"] == "success"
+                assert job["log_complete"] is False
+                assert running.thread.is_alive()
+                running.agent.stop()
+                assert running.finished(30)
+                assert running.agent.jobs_run == 1
+        finally:
+            plat.faults.inject.clear()
+        with plat.client() as c:
+            assert c.get(f"/jobs/{job['id']}").json()["log_complete"] is True
+        log = plat.job_log(job["id"])
+        body = log.split("##[group]Run seq 1 1000000\n", 1)[1]
+        assert body == "".join(f"{i}\n" for i in range(1, 1000001)) + "##[endgroup]\n"
+
+
 def runner_status(plat: Platform, runner_id: int | None) -> str:
     with plat.client() as c:
         return str({r["id"]: r for r in c.get("/runners").json()}[runner_id]["status"])

@@ -326,6 +326,107 @@ class TestRecovery:
         assert log_text(server, 9005) == "##[group]Run Build\n##[error]boom\n##[endgroup]\n"
 
 
+def _big_job(stream: JobStream, lines: int) -> bytes:
+    """A job whose one step printed ``lines`` lines (as bytes); the log it makes."""
+    out = b"".join(b"line %07d of the output\n" % i for i in range(lines))
+    stream.step_started("k", 0, "Print")
+    for start in range(0, len(out), 1 << 16):
+        stream.log_bytes("k", 0, out[start : start + (1 << 16)])
+    step = StepResult(index=0, id=None, name="Print", outcome=Conclusion.SUCCESS,
+                      conclusion=Conclusion.SUCCESS, started_at=time.time(), duration=0.1)
+    stream.step_finished("k", step)
+    stream.job_finished("k", JobResult(key="k", job_id="k", name="n",
+                                       conclusion=Conclusion.SUCCESS, steps=[step]))
+    return b"##[group]Run Print\n" + out + b"##[endgroup]\n"
+
+
+class TestCompletionBeforeTheLog:
+    """A long rest of the log at the job's end goes after the completion."""
+
+    def test_the_completion_goes_first_with_the_size_the_log_will_have(
+        self, jobserver: tuple[JobServer, RunnerApi]
+    ) -> None:
+        server, api = jobserver
+        server.log_delay = 0.2  # a slow server: the log takes a while to send
+        # No flush before the job ends: all of its 3 MB are left to send then.
+        stream = JobStream(api, 9101, "t", flush_interval=30, flush_bytes=1 << 30,
+                           max_chunk=1 << 20).start()
+        want = _big_job(stream, 100_000)
+        assert stream.wait(30)
+        job = server.jobs[9101]
+        assert bytes(job.log) == want
+        assert job.completions[0]["log_size"] == len(want)
+        assert job.completions[0]["held"] < len(want)  # it came before the log's end
+        assert job.log_complete
+        kinds = [k for k, j in server.requests if j == 9101]
+        assert kinds.count("complete") == 1
+        assert kinds.count("log") >= len(want) // (1 << 20)
+        assert stream.stats.early and stream.stats.completed
+        assert stream.stats.completed_at is not None and stream.stats.shipped_at is not None
+        assert stream.stats.completed_at <= stream.stats.shipped_at
+
+    def test_a_short_rest_goes_first_so_the_completion_closes_the_log(
+        self, jobserver: tuple[JobServer, RunnerApi]
+    ) -> None:
+        server, api = jobserver
+        stream = JobStream(api, 9102, "t", flush_interval=30, flush_bytes=1 << 30).start()
+        want = _big_job(stream, 1000)  # 26 KB
+        assert stream.wait(30)
+        assert [k for k, j in server.requests if j == 9102] == ["log", "complete"]
+        assert server.jobs[9102].completions[0]["log_size"] == len(want)
+        assert not stream.stats.early
+
+    def test_a_ci_that_wants_the_whole_log_first_gets_it_then_the_completion(
+        self, jobserver: tuple[JobServer, RunnerApi]
+    ) -> None:
+        server, api = jobserver
+        server.wants_whole_log = True
+        server.log_delay = 0.2
+        stream = JobStream(api, 9103, "t", flush_interval=30, flush_bytes=1 << 30).start()
+        want = _big_job(stream, 50_000)
+        assert stream.wait(30)
+        job = server.jobs[9103]
+        assert bytes(job.log) == want
+        assert job.completions[0]["log_size"] == len(want)
+        assert job.completions[0]["held"] == len(want)
+        kinds = [k for k, j in server.requests if j == 9103]
+        assert kinds[-1] == "complete" and kinds.count("complete") == 2  # refused, then taken
+        assert stream.stats.completed
+
+    def test_output_from_bytes_blocks_and_lines_keeps_its_order(
+        self, jobserver: tuple[JobServer, RunnerApi]
+    ) -> None:
+        server, api = jobserver
+        stream = JobStream(api, 9104, "t", flush_interval=0.01).start()
+        stream.log("k", 0, "one line é")
+        stream.log_bytes("k", 0, b"raw \xc3\xa9\nbytes\n")
+        stream.log_block("k", 0, "a block\nof two \ud800")
+        stream.write("##[error]last")
+        stream.job_finished("k", JobResult(key="k", job_id="k", name="n",
+                                           conclusion=Conclusion.SUCCESS))
+        assert stream.wait(10)
+        assert bytes(server.jobs[9104].log) == (
+            "one line é\nraw é\nbytes\na block\nof two ?\n##[error]last\n".encode()
+        )
+
+    def test_a_real_job_s_big_output_arrives_whole_after_its_completion(
+        self, jobserver: tuple[JobServer, RunnerApi], tmp_path: Path
+    ) -> None:
+        """The workflow library hands plain output over as bytes; the log is what it printed."""
+        server, api = jobserver
+        job_id, stream, result = run_job(
+            api, tmp_path, one_step("seq 1 2000000"), flush_interval=30, flush_bytes=1 << 30,
+        )
+        assert result.conclusion is Conclusion.SUCCESS
+        text = log_text(server, job_id)
+        assert text == (
+            "##[group]Run Work\n" + "".join(f"{i}\n" for i in range(1, 2000001))
+            + "##[endgroup]\n"
+        )
+        assert stream.stats.early
+        assert server.jobs[job_id].log_complete
+
+
 @contextmanager
 def _serve_on(server: JobServer, sock: socket.socket) -> Iterator[None]:
     config = uvicorn.Config(server.app, log_level="warning", access_log=False)

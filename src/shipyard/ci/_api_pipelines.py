@@ -96,10 +96,11 @@ def rerun_one(job_id: Id, claims: Auth, ci: Ci) -> dict[str, Any]:
 
 
 def _log_source(ci: CiState, job_id: int) -> tuple[int, bool, bool]:
-    """(job whose log it is, archived, finished)."""
+    """(job whose log it is, archived, complete: the job finished and its log closed)."""
     with ci.db.read() as conn:
         row = conn.execute(
-            select(jobs.c.status, jobs.c.log_job_id, jobs.c.archived).where(jobs.c.id == job_id)
+            select(jobs.c.status, jobs.c.log_job_id, jobs.c.archived, jobs.c.log_open)
+            .where(jobs.c.id == job_id)
         ).first()
         if row is None:
             raise NotFoundError(f"no job {job_id}")
@@ -109,7 +110,7 @@ def _log_source(ci: CiState, job_id: int) -> tuple[int, bool, bool]:
             archived = bool(conn.execute(
                 select(jobs.c.archived).where(jobs.c.id == owner)
             ).scalar())
-    return owner, bool(archived), row.status == JobStatus.COMPLETED.value
+    return owner, bool(archived), row.status == JobStatus.COMPLETED.value and not row.log_open
 
 
 def _read(ci: CiState, owner: int, archived: bool, offset: int) -> bytes:
@@ -125,7 +126,8 @@ def _read(ci: CiState, owner: int, archived: bool, offset: int) -> bytes:
 
 @router.get("/jobs/{job_id}/log", tags=["jobs"], response_class=Response,
             responses={200: {"content": {"text/plain": {}}}},
-            summary="A job's log from a byte offset; follow=true streams until the job ends")
+            summary="A job's log from a byte offset; follow=true streams until the job "
+                    "has ended and its log is complete")
 async def get_log(
     job_id: Id, claims: Auth, ci: Ci, offset: Annotated[int, Query(ge=0, le=2**53)] = 0,
     follow: bool = False,

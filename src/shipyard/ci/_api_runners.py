@@ -2,7 +2,9 @@
 
 A job costs a runner three requests: claim, log (one or more appends; a short job's
 whole log fits in one), complete (with its steps). Heartbeats come every
-``heartbeat_interval`` only while a job runs longer than that.
+``heartbeat_interval`` only while a job runs longer than that. A completion may come
+before the end of a long log (its ``log_size`` says how long): the job ends at once and
+the log closes when the rest has come (:mod:`shipyard.ci._joblogs`).
 
 A runner that stops drains first: its pending claim ends at once with 204 and no later
 claim gets a job, so it can exit without waiting out a long poll or losing a job.
@@ -37,7 +39,6 @@ from shipyard.ci._schemas import (
     TokenResponse,
 )
 from shipyard.ci._state import CiState, ci_of
-from shipyard.errors import ConflictError
 from shipyard.service import Auth, long_poll
 
 __all__ = ["router"]
@@ -126,50 +127,44 @@ async def append_log(
     offset: Annotated[int, Query(ge=0, le=2**53)] = 0,
 ) -> Any:
     generation = ci.queue.authorize_job(claims, job_id)
-    data = await request.body()
+    # The pieces as they came, written with one writev: a large append is never joined.
+    data = [chunk async for chunk in request.stream() if chunk]
 
     def append() -> int:
-        base, finished, _ = ci.queue.job_for_log(job_id, generation)
-        if finished and offset + len(data) > ci.logs.size(job_id) - base:
-            raise ConflictError(f"job {job_id} has finished: its log is closed")
-        try:
-            return ci.logs.append(job_id, base + offset, data) - base
-        except LogGap as gap:
-            raise _Gap(gap.size - base) from None
+        state = ci.queue.job_for_log(job_id, generation)
+        return ci.engine.joblogs.append(job_id, state, offset, data)
 
     try:
         size = await anyio.to_thread.run_sync(append)
-    except _Gap as gap:
+    except LogGap as gap:
         message = f"the log holds {gap.size} bytes; send from offset {gap.size}"
         return JSONResponse({"error": message, "size": gap.size}, status_code=409)
     ci.notifier.notify(f"log:{job_id}")
     return {"size": size}
 
 
-class _Gap(Exception):
-    def __init__(self, size: int) -> None:
-        super().__init__(size)
-        self.size = size
-
-
 @router.post("/jobs/{job_id}/steps", status_code=204, summary="Insert or update steps by number")
 def update_steps(job_id: Id, body: StepsRequest, claims: Auth, ci: Ci) -> Response:
     generation = ci.queue.authorize_job(claims, job_id)
-    ci.queue.job_for_log(job_id, generation)
+    ci.queue.job_for_log(job_id, generation)  # refuses a stale hand-out
     with ci.db.write() as conn:
         repo.upsert_steps(conn, job_id, [s.model_dump() for s in body.steps])
     return Response(status_code=204)
 
 
 @router.post("/jobs/{job_id}/complete", response_model=Completed,
-             summary="End a job (idempotent: a repeat changes nothing)")
+             summary="End a job (idempotent: a repeat changes nothing); with a log_size "
+                     "beyond what ci holds, its log stays open for the rest")
 async def complete(
     job_id: Id, body: CompleteRequest, claims: Caller, ci: Ci
 ) -> dict[str, Any]:
     generation = ci.queue.authorize_job(claims, job_id)
 
     def work() -> dict[str, Any]:
-        ci.logs.sync(job_id)  # before the pipeline's lock: a disk flush may take a while
+        if body.log_size is None or body.log_size <= ci.logs.size(job_id):
+            # The log is (likely) final: flush it before the pipeline's lock, as a disk
+            # flush may take a while. An open log is flushed when it closes.
+            ci.logs.sync(job_id)
         return ci.engine.complete_job(
             job_id, body.conclusion, body.outputs, body.error, generation=generation,
             log_size=body.log_size, summary=body.summary, annotations=body.annotations,

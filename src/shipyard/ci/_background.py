@@ -1,4 +1,5 @@
-"""ci's background work: the watchdog (lost and timed-out jobs) and the log archiver."""
+"""ci's background work: the watchdog (lost and timed-out jobs, logs left open) and the
+log archiver."""
 
 from __future__ import annotations
 
@@ -26,10 +27,13 @@ log = logging.getLogger("shipyard.ci")
 
 
 class Watchdog:
-    """Finds jobs whose runner went silent and jobs past their timeout.
+    """Finds jobs whose runner went silent, jobs past their timeout, and open logs of
+    completed jobs that are complete or whose runner went silent (see
+    :meth:`~shipyard.ci._joblogs.JobLogs.sweep`).
 
     Runners cannot report while ci is down, so after a start (the first tick) each
-    running job gets a whole ``heartbeat_timeout`` to be heard of before it is lost.
+    running job (and open log) gets a whole ``heartbeat_timeout`` to be heard of before
+    it is lost.
     """
 
     def __init__(self, engine: Engine, heartbeat_timeout: float, clock: Callable[[], float]) -> None:
@@ -66,13 +70,18 @@ class Watchdog:
                 continue
             with contextlib.suppress(ConflictError, NotFoundError):
                 self.engine.time_out_job(job_id)
+        grace_over = now - self.started >= self.heartbeat_timeout
+        self.engine.joblogs.sweep(
+            lost_after=now - self.heartbeat_timeout if grace_over else None
+        )
 
 
 class LogArchiver:
-    """Copies finished jobs' logs to the store, retrying until it answers.
+    """Copies finished jobs' closed logs to the store, retrying until it answers.
 
     Once the store holds a log, the local file is removed and ``GET /jobs/{id}/log``
-    reads the store's copy.
+    reads the store's copy. A log still open (its runner sends the rest) is left alone:
+    it is added again when it closes.
     """
 
     def __init__(
@@ -100,7 +109,8 @@ class LogArchiver:
         with self.db.read() as conn:
             pending = conn.execute(
                 select(jobs.c.id).where(and_(
-                    jobs.c.archived.is_(False), jobs.c.status == JobStatus.COMPLETED.value
+                    jobs.c.archived.is_(False), jobs.c.status == JobStatus.COMPLETED.value,
+                    jobs.c.log_open.is_(False),
                 ))
             ).scalars().all()
         self.add(list(pending))
@@ -135,7 +145,14 @@ class LogArchiver:
                     heapq.heappush(self._queue, (time.monotonic() + delay, job_id, tries + 1))
 
     def archive(self, job_id: int) -> None:
-        """Upload one job's log to the store, then mark it archived and drop the file."""
+        """Upload one job's log to the store, then mark it archived and drop the file
+        (nothing while the log is open)."""
+        with self.db.read() as conn:
+            still_open = conn.execute(
+                select(jobs.c.log_open).where(jobs.c.id == job_id)
+            ).scalar()
+        if still_open:
+            return
         path = self.logs.path(job_id)
         if path.exists():
             self.logs.sync(job_id)

@@ -23,6 +23,7 @@ from sqlalchemy import Connection, Row, and_, bindparam, insert, select, update
 
 from shipyard.ci import _creation
 from shipyard.ci import _repo as repo
+from shipyard.ci._joblogs import JobLogs
 from shipyard.ci._logs import LogStore
 from shipyard.ci._metrics import CiMetrics
 from shipyard.ci._optypes import FollowUps, NewPipeline, OpContext
@@ -54,7 +55,7 @@ LOST = "the runner stopped responding"
 TIMED_OUT = "timed out"
 
 # The update a runner's completion makes, built once (building it costs more than running).
-_FINISH_EXTRA = frozenset({"summary", "annotations", "log_size"})
+_FINISH_EXTRA = frozenset({"summary", "annotations", "log_size", "log_open", "heartbeat_at"})
 _FINISH = update(jobs).where(jobs.c.id == bindparam("jid")).values(
     {c: bindparam("v_" + c) for c in ("status", "conclusion", "outputs", "error",
                                       "finished_at", *sorted(_FINISH_EXTRA))}
@@ -84,8 +85,13 @@ class Engine:
         # Striped: a bounded set of locks, a pipeline always taking the same one. Two
         # pipelines may share a stripe and take turns; no operation holds two stripes.
         self._stripes = [threading.Lock() for _ in range(_STRIPES)]
-        #: called with the ids of jobs that finished (the log archiver listens)
+        #: called with the ids of jobs whose log is final: finished with their log
+        #: closed, or whose open log closed since (the log archiver listens)
         self.on_finished: Callable[[list[int]], None] = lambda ids: None
+        self.joblogs = JobLogs(
+            db, logs, notifier, settings.heartbeat_timeout, clock=clock,
+            on_closed=lambda ids: self.on_finished(ids),
+        )
 
     # -- operations ------------------------------------------------------------------
 
@@ -404,7 +410,12 @@ class Engine:
         summary: str = "", annotations: list[dict[str, Any]] | None = None,
         steps: list[dict[str, Any]] | None = None, pipeline_id: int | None = None,
     ) -> dict[str, Any]:
-        """A runner's report that a job ended (idempotent); the job's state after it."""
+        """A runner's report that a job ended (idempotent); the job's state after it.
+
+        ``log_size`` (in the runner's offsets) is the size its log will have: beyond
+        what ci holds, the log stays open for the rest (see :mod:`shipyard.ci._joblogs`);
+        ``None``: the log is complete as it is.
+        """
         if pipeline_id is None:
             with self.db.read() as conn:
                 pipeline_id = repo.pipeline_of_job(conn, job_id)
@@ -412,30 +423,41 @@ class Engine:
             row = repo.job_core(ctx.conn, job_id)
             if row.status == JobStatus.COMPLETED.value:
                 return {"id": row.id, "pipeline_id": row.pipeline_id, "status": row.status,
-                        "conclusion": row.conclusion, "error": row.error}
+                        "conclusion": row.conclusion, "error": row.error,
+                        "log_complete": not row.log_open}
             if row.pipeline_id != pipeline_id:
                 raise ConflictError(f"job {job_id} is not of pipeline {pipeline_id}")
             if generation is not None and generation != row.retries:
                 raise ConflictError("this job was handed to another runner")
             if row.status not in (JobStatus.RUNNING.value, JobStatus.CANCELLING.value):
                 raise ConflictError(f"job {job_id} is {row.status}: no runner holds it")
-            held = self.logs.size(job_id) - row.log_base
-            if log_size is not None and log_size > held:
-                raise ConflictError(
-                    f"the log holds {held} bytes, not {log_size}: send the rest first"
-                )
+            with self.joblogs.guard(job_id):  # an append racing this sees it, or is seen
+                held = self.logs.size(job_id) - row.log_base
+                still_open = log_size is not None and log_size > held
+                if still_open:
+                    assert log_size is not None
+                    self.joblogs.expect(job_id, row.log_base + log_size)
             if row.cancel_reason == "timeout":
                 conclusion, error = Conclusion.FAILURE.value, TIMED_OUT
             elif row.cancel_reason == "cancel" and conclusion != Conclusion.SUCCESS.value:
                 conclusion = Conclusion.CANCELLED.value
             if steps:
                 repo.upsert_steps(ctx.conn, job_id, steps)
-            extra: dict[str, Any] = {"summary": summary, "annotations": dumps(annotations or [])}
-            if log_size is not None:
-                extra["log_size"] = row.log_base + log_size
+            extra: dict[str, Any] = {
+                "summary": summary, "annotations": dumps(annotations or []),
+                "log_size": row.log_base + (held if log_size is None else log_size),
+                # The runner's silence is timed from here while the rest is on its way.
+                "log_open": still_open, "heartbeat_at": ctx.now,
+            }
             self._end_job(ctx, row, conclusion, outputs, error, **extra)
-            return {"id": row.id, "pipeline_id": row.pipeline_id,
-                    "status": JobStatus.COMPLETED.value, "conclusion": conclusion, "error": error}
+            if still_open:  # archived once closed (JobLogs.on_closed), not now
+                ctx.fu.finished_jobs.remove(row.id)
+            answer = {"id": row.id, "pipeline_id": row.pipeline_id,
+                      "status": JobStatus.COMPLETED.value, "conclusion": conclusion,
+                      "error": error, "log_complete": not still_open}
+        if still_open and self.joblogs.close(job_id):  # the rest came meanwhile
+            answer["log_complete"] = True
+        return answer
 
     def _end_job(
         self, ctx: OpContext, row: Row[Any], conclusion: str, outputs: dict[str, str],

@@ -3,18 +3,23 @@
 A runner sends its log in pieces, each at the offset it starts at. A piece that starts
 below the current size (a retried upload) has its already-stored part skipped, so
 nothing is written twice; one that starts past the size would leave a hole and is
-refused with the size, so the runner resends from there.
+refused with the size, so the runner resends from there. An append is written with one
+``writev`` of the pieces its body arrived in, never joined into one buffer first.
+Whether a job's log is still open for appends after the job ended is
+:mod:`shipyard.ci._joblogs`'s business.
 """
 
 from __future__ import annotations
 
 import os
 import threading
+from collections.abc import Sequence
 from pathlib import Path
 
 __all__ = ["LogGap", "LogStore"]
 
 _STRIPES = 64
+_IOV_MAX = 1024  # pieces one writev takes (Linux's limit)
 
 
 class LogGap(Exception):
@@ -49,17 +54,23 @@ class LogStore:
     def exists(self, job_id: int) -> bool:
         return self.path(job_id).exists()
 
-    def append(self, job_id: int, offset: int, data: bytes) -> int:
-        """Write ``data`` at ``offset`` (skipping what is already there); the new size."""
+    def append(self, job_id: int, offset: int, data: bytes | Sequence[bytes]) -> int:
+        """Write ``data`` (bytes, or its pieces in order) at ``offset``, skipping what is
+        already there; the new size. Pieces are written as they are, never joined."""
+        pieces = [data] if isinstance(data, bytes) else data
+        length = sum(len(p) for p in pieces)
         with self._lock(job_id):
             size = self.size(job_id)
             if offset > size:
                 raise LogGap(size)
             skip = size - offset
-            if skip < len(data):
-                with self.path(job_id).open("ab") as fh:
-                    fh.write(data[skip:])
-                size += len(data) - skip
+            if skip < length:
+                fd = os.open(self.path(job_id), os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+                try:
+                    _write_all(fd, _after(pieces, skip))
+                finally:
+                    os.close(fd)
+                size += length - skip
             return size
 
     def mark(self, job_id: int, line: str) -> int:
@@ -99,3 +110,26 @@ class LogStore:
     def remove(self, job_id: int) -> None:
         with self._lock(job_id):
             self.path(job_id).unlink(missing_ok=True)
+
+
+def _after(pieces: Sequence[bytes], skip: int) -> list[memoryview]:
+    """The pieces less their first ``skip`` bytes, without copying."""
+    out = []
+    for piece in pieces:
+        if skip >= len(piece):
+            skip -= len(piece)
+            continue
+        out.append(memoryview(piece)[skip:])
+        skip = 0
+    return out
+
+
+def _write_all(fd: int, views: list[memoryview]) -> None:
+    """``os.writev`` until every byte is written (it may write less than asked)."""
+    while views:
+        written = os.writev(fd, views[:_IOV_MAX])
+        while views and written >= len(views[0]):
+            written -= len(views[0])
+            views.pop(0)
+        if written:
+            views[0] = views[0][written:]

@@ -30,7 +30,7 @@ from shipyard.ci._tables import jobs, pipelines, runners
 from shipyard.errors import AuthError, ConflictError, ForbiddenError, NotFoundError
 from shipyard.service import Claims, Database, Settings, TokenSigner
 
-__all__ = ["JobQueue", "RunnerDraining", "RunnerInfo"]
+__all__ = ["JobQueue", "LogState", "RunnerDraining", "RunnerInfo"]
 
 IMPLICIT_LABELS = ("self-hosted",)
 _HEAD = 16  # queued jobs a claim looks at before searching by label set
@@ -54,9 +54,10 @@ _TAKE = (
             deadline=bindparam("now") + jobs.c.timeout, cancel_reason=None)
     .returning(*jobs.c)
 )
-_LOG_STATE = select(jobs.c.status, jobs.c.retries, jobs.c.log_base, jobs.c.pipeline_id).where(
-    jobs.c.id == bindparam("jid")
-)
+_LOG_STATE = select(
+    jobs.c.status, jobs.c.retries, jobs.c.log_base, jobs.c.pipeline_id, jobs.c.log_open,
+    jobs.c.log_size,
+).where(jobs.c.id == bindparam("jid"))
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,6 +67,17 @@ class RunnerInfo:
     labels: frozenset[str]  # lower case, implicit ones included
     jti: str = ""  # the id of the token it was found by
     draining: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class LogState:
+    """Where a job's log stands, for a runner appending to it (sizes are absolute)."""
+
+    base: int  # where this hand-out's offsets start
+    finished: bool  # the job has completed
+    open: bool  # ...and its log still takes appends, up to ``end``
+    end: int | None  # the size the log will have (``log_size``), once completed
+    pipeline_id: int
 
 
 class RunnerDraining(Exception):
@@ -432,7 +444,11 @@ class JobQueue:
         return generation
 
     def heartbeat(self, claims: Claims, job_id: int) -> bool:
-        """Record a running job's heartbeat; True when the runner must stop it."""
+        """Record a running job's heartbeat; True when the runner must stop it.
+
+        A completed job whose log is still open is alive too (its runner is sending the
+        rest of the log): the heartbeat keeps the log from being closed as lost.
+        """
         runner: RunnerInfo | None = None
         generation: int | None = None
         if not claims.is_admin:
@@ -441,7 +457,8 @@ class JobQueue:
                 runner = self.runner_for(claims)
         with self.db.write() as conn:
             row = conn.execute(
-                select(jobs.c.id, jobs.c.status, jobs.c.runner_id, jobs.c.retries)
+                select(jobs.c.id, jobs.c.status, jobs.c.runner_id, jobs.c.retries,
+                       jobs.c.log_open)
                 .where(jobs.c.id == job_id)
             ).first()
             if row is None:
@@ -450,6 +467,11 @@ class JobQueue:
                 raise ForbiddenError(f"job {job_id} is not this runner's")
             if generation is not None and generation != row.retries:
                 return True  # handed to another runner since: this copy must stop
+            if row.status == JobStatus.COMPLETED.value and row.log_open:
+                conn.execute(
+                    update(jobs).where(jobs.c.id == job_id).values(heartbeat_at=self.clock())
+                )
+                return False  # nothing runs any more; the log is on its way
             if row.status not in (JobStatus.RUNNING.value, JobStatus.CANCELLING.value):
                 return True
             conn.execute(update(jobs).where(jobs.c.id == job_id).values(heartbeat_at=self.clock()))
@@ -459,8 +481,8 @@ class JobQueue:
             self.seen(runner_id)
         return cancel
 
-    def job_for_log(self, job_id: int, generation: int | None) -> tuple[int, bool, int]:
-        """(log base, finished, pipeline) of a job a runner reports on; 409 when stale."""
+    def job_for_log(self, job_id: int, generation: int | None) -> LogState:
+        """Where the log of a job a runner reports on stands; 409 when stale."""
         with repo.peek(self.db) as conn:
             row = conn.execute(_LOG_STATE, {"jid": job_id}).first()
         if row is None:
@@ -469,4 +491,9 @@ class JobQueue:
             raise ConflictError("this job was handed to another runner")
         if row.status in (JobStatus.WAITING.value, JobStatus.QUEUED.value):
             raise ConflictError(f"job {job_id} is {row.status}: no runner holds it")
-        return int(row.log_base), row.status == JobStatus.COMPLETED.value, int(row.pipeline_id)
+        finished = row.status == JobStatus.COMPLETED.value
+        return LogState(
+            base=int(row.log_base), finished=finished, open=finished and bool(row.log_open),
+            end=None if row.log_size is None else int(row.log_size),
+            pipeline_id=int(row.pipeline_id),
+        )

@@ -224,6 +224,7 @@ def job_dict(row: Row[Any], step_list: list[dict[str, Any]]) -> dict[str, Any]:
         "needs": json.loads(row.needs), "labels": json.loads(row.labels),
         "created_at": row.created_at, "started_at": row.started_at,
         "finished_at": row.finished_at, "steps": step_list, "error": row.error,
+        "log_complete": row.status == JobStatus.COMPLETED.value and not row.log_open,
     }
 
 

@@ -71,6 +71,11 @@ class Job(BaseModel):
     finished_at: float | None = None
     steps: list[Step] = []
     error: str | None = None
+    log_complete: bool = Field(
+        False,
+        description="The job has completed and ci holds its whole log (a runner may send "
+        "the end of the log after the completion).",
+    )
 
 
 class Pipeline(BaseModel):
@@ -245,13 +250,22 @@ class Completed(BaseModel):
     status: str
     conclusion: str | None = None
     error: str | None = None
+    log_complete: bool = Field(
+        True, description="ci holds the whole log; false while the rest is awaited"
+    )
 
 
 class CompleteRequest(_In):
     conclusion: JobConclusion
     outputs: dict[str, str] = Field(default_factory=dict)
     steps: StepList = Field(default_factory=list)
-    log_size: int = Field(0, ge=0)
+    log_size: int | None = Field(
+        None, ge=0, le=2**53, strict=True,
+        description="The size (bytes, in the offsets of the appends) this runner's log of "
+        "the job has once all of it is sent. More than ci holds: the job ends now, and ci "
+        "takes appends up to this size, then closes the log. Left out: the log is "
+        "complete as ci holds it.",
+    )
     error: str | None = Field(None, max_length=100_000)
     summary: str = Field("", max_length=1_000_000)
     annotations: list[dict[str, Any]] = Field(default_factory=list, max_length=10_000)

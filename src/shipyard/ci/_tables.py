@@ -101,7 +101,11 @@ jobs = Table(
     # A retried (lost) job's log goes on after what the first runner wrote: the new
     # runner's offsets count from ``log_base``.
     Column("log_base", BigInteger, nullable=False, default=0),
+    # The size the log has, or will have once the runner has sent the rest (absolute).
     Column("log_size", BigInteger),
+    # Completed, but the log short of ``log_size``: the runner is still sending it
+    # (migration 0003). Appends are taken up to ``log_size``; then the log is closed.
+    Column("log_open", Boolean, nullable=False, default=False),
     Column("log_job_id", _ID),  # a job kept by a rerun shows the log of the job it copies
     Column("archived", Boolean, nullable=False, default=False),
     Column("summary", Text, nullable=False, default=""),
@@ -112,6 +116,7 @@ jobs = Table(
     Index("ix_jobs_pipeline", "pipeline_id", "attempt"),
     Index("ix_jobs_group", "concurrency_group", "status"),
     Index("ix_jobs_archive", "archived", "status"),
+    Index("ix_jobs_log_open", "log_open"),
 )
 
 steps = Table(

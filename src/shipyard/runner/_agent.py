@@ -9,7 +9,10 @@ Threads: ``run()`` waits while one claim thread long-polls ``POST /runners/claim
 (``wait`` from the registration, ``slots`` = free slots) whenever a slot is free; each
 claimed job runs in its own thread with its own :class:`~shipyard.runner.JobStream`
 (one uploader thread per job); one heartbeat thread reports every running job each
-``heartbeat_interval`` and cancels those the server asks to cancel.
+``heartbeat_interval`` and cancels those the server asks to cancel. A job keeps its
+slot until its whole log is shipped, though ci may have its result sooner (a stream
+completes a job before sending the end of a long log), so a stopping agent still sends
+every byte; its heartbeats go on meanwhile and keep ci from taking the log as lost.
 
 The server is reached at ``<server>/api/v1`` (the gateway's routes); pass ``api_url``
 to talk to services that serve the routes without the prefix. A server that is down

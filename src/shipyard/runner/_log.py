@@ -19,20 +19,35 @@ Each line ends with ``\\n`` and is UTF-8. A step's lines are exactly what it pri
 so a line of a step may itself start with ``##[`` or ``::``; only the groups this
 runner writes sit between steps.
 
+The stream is kept as bytes: output that needed no decoding comes in through
+``log_bytes`` and is sent as it is; lines given as text are encoded once, as they come.
+
 One uploader thread per job sends the stream with ``POST /jobs/{id}/log?offset=N``, so
 chunks never reorder. It flushes 200 ms after its last flush, and at once after a flush
 that found 256 KiB or more (so output streaming in is sent on without pauses), in
-chunks of at most 1 MiB, and sends nothing when nothing is new. A
-failed upload is retried with backoff from the acknowledged offset (the server skips
-bytes it already holds); a 409 moves the offset to the server's size. Step states go
-with the same flushes through ``POST /jobs/{id}/steps``, only when changed, and the
-final states ride in ``POST /jobs/{id}/complete``, which is sent after the final flush
-and retried until acknowledged. A trivial job so costs two requests after its claim:
-the log and the completion.
+chunks of at most 8 MiB (large blocks of output are sent as they are, never joined),
+and sends nothing when nothing is new. (Waking it as soon as 256 KiB wait was tried: a
+step printing 100 MB at memory speed then shares the machine with the upload and takes
+longer, and its log is complete no sooner.) A failed upload is retried with backoff
+from the acknowledged offset (the server skips bytes it already holds); a 409 moves
+the offset to the server's size. Step states go with the same flushes through
+``POST /jobs/{id}/steps``, only when changed, and the final states ride in
+``POST /jobs/{id}/complete``, retried until acknowledged.
+
+The completion does not wait for the log. When more than 256 KiB are still to be sent
+as the job ends, it goes at once, from a thread of its own, with ``log_size`` (the
+size the log will have), while the uploader sends the rest: ci ends the job (and
+starts what needs it) at once and closes the log when it holds ``log_size`` bytes. A
+job whose log is (nearly) all sent sends the rest first and then completes, so the
+completion closes its log: a trivial job costs two requests after its claim, the log
+and the completion. A ci that refuses a ``log_size`` beyond what it holds (an older
+one) gets the whole log first, then the completion again. :meth:`JobStream.wait`
+returns once both are done: the agent keeps the job's slot (and a stopping agent
+waits) until the whole log is shipped.
 
 When the uploader falls far behind (the server is down), ``JobStream.log`` holds the
-job's output until it catches up, so memory stays bounded. Adding a line costs one list
-append and one test: the job runner calls ``log`` once per line.
+job's output until it catches up, so memory stays bounded. Adding a line costs one
+encode, one list append and one test: the job runner calls ``log`` once per line.
 """
 
 from __future__ import annotations
@@ -58,13 +73,17 @@ from shipyard.errors import (
 from shipyard.runner._protocol import Backoff, LogOffsetError, RunnerApi
 from shipyard.workflow._runtime import Conclusion, JobResult, StepResult
 
-__all__ = ["FLUSH_BYTES", "FLUSH_INTERVAL", "MAX_CHUNK", "JobStream", "StreamStats"]
+__all__ = [
+    "EARLY_COMPLETE", "FLUSH_BYTES", "FLUSH_INTERVAL", "MAX_CHUNK", "JobStream", "StreamStats",
+]
 
 log = logging.getLogger("shipyard.runner")
 
 FLUSH_BYTES = 256 * 1024
 FLUSH_INTERVAL = 0.2
 MAX_CHUNK = 8 << 20  # ci takes appends up to 16 MiB; on a 413 (an older ci) the chunk halves
+# More than this left to send when the job ends: the completion goes before the rest.
+EARLY_COMPLETE = 256 * 1024
 MAX_BACKLOG = 64 << 20
 # What a completion carries at most (its JSON body must stay under the 1 MiB limit).
 MAX_SUMMARY = 512 * 1024
@@ -94,6 +113,9 @@ class StreamStats:
     retries: int = 0
     resyncs: int = 0
     completed: bool = False
+    early: bool = False  # the completion went before the end of the log
+    completed_at: float | None = None  # time.monotonic() when ci acknowledged it
+    shipped_at: float | None = None  # ... when the last byte of the log was acknowledged
 
 
 class _Bytes:
@@ -109,17 +131,21 @@ class _Bytes:
             self._chunks.append(data)
             self.size += len(data)
 
-    def peek(self, limit: int) -> bytes:
-        """Up to ``limit`` bytes from the front, without removing them."""
-        first = self._chunks[0]
-        if len(first) - self._head >= limit or len(self._chunks) == 1:
-            return first[self._head : self._head + limit]
-        out = bytearray(first[self._head :])
-        for chunk in list(self._chunks)[1:]:
-            if len(out) >= limit:
+    def peek(self, limit: int) -> list[bytes]:
+        """Up to ``limit`` bytes from the front, as the chunks they are in (only a chunk
+        cut by the front or the limit is copied), without removing them."""
+        out: list[bytes] = []
+        left = limit
+        head = self._head
+        for chunk in self._chunks:
+            if left <= 0:
                 break
-            out += chunk[: limit - len(out)]
-        return bytes(out)
+            if head or len(chunk) > left:
+                chunk = chunk[head : head + left]
+                head = 0
+            out.append(chunk)
+            left -= len(chunk)
+        return out
 
     def drop(self, n: int) -> None:
         n = min(n, self.size)
@@ -136,6 +162,27 @@ class _Bytes:
 
     def clear(self) -> None:
         self.drop(self.size)
+
+
+_BIG = 64 * 1024  # parts this big are sent as they are; smaller ones are joined
+
+
+def _coalesce(parts: list[bytes]) -> list[bytes]:
+    """The parts, runs of small ones joined: big blocks of output are never copied, and
+    a request is not made of thousands of pieces."""
+    out: list[bytes] = []
+    small: list[bytes] = []
+    for part in parts:
+        if len(part) >= _BIG:
+            if small:
+                out.append(small[0] if len(small) == 1 else b"".join(small))
+                small = []
+            out.append(part)
+        else:
+            small.append(part)
+    if small:
+        out.append(small[0] if len(small) == 1 else b"".join(small))
+    return out
 
 
 def _cut(text: str, limit: int) -> str:
@@ -176,6 +223,7 @@ class JobStream:
         flush_bytes: int = FLUSH_BYTES,
         max_chunk: int = MAX_CHUNK,
         max_backlog: int = MAX_BACKLOG,
+        early_complete: int = EARLY_COMPLETE,
     ) -> None:
         self.api = api
         self.job_id = job_id
@@ -186,17 +234,25 @@ class JobStream:
         self.flush_bytes = flush_bytes
         self.max_chunk = max_chunk
         self.max_backlog = max_backlog
+        self.early_complete = early_complete
         self.acked = offset  # the server's log size as last acknowledged
         self.stats = StreamStats()
         self.result: JobResult | None = None
-        # The job's thread appends lines; the uploader takes them (see _take).
-        self._parts: list[str] = []
+        # The job's thread appends encoded lines; the uploader takes them (see _take).
+        self._parts: list[bytes] = []
         # Not empty while the uploader is far behind: the job's output then waits.
         self._gate: list[bool] = []
         self._avg_line = 64.0  # bytes per line lately, to estimate what waits in _parts
         self.log = self._line_sink()
         self._queue = _Bytes()
+        # Guards the queue with ``acked`` (the log's size is always acked + queued +
+        # what waits in _parts): the uploader, the completer and the job's end share them.
+        self._qlock = threading.Lock()
         self._gone = False
+        self._total: int | None = None  # the log's size once all is sent (known at the end)
+        self._completer: threading.Thread | None = None
+        self._ship_first = False  # ci refused the early completion: log first, then again
+        self._steps_sending = threading.Lock()  # a steps request never overtakes completion
         self._wake = threading.Event()
         self._room = threading.Condition()
         self._done = threading.Event()
@@ -214,7 +270,8 @@ class JobStream:
         return self
 
     def wait(self, timeout: float | None = None) -> bool:
-        """Wait until the completion is acknowledged (or given up); True when it ended."""
+        """Wait until the completion is acknowledged and the whole log sent (or either
+        given up); True when it ended."""
         return self._done.wait(timeout)
 
     @property
@@ -252,14 +309,14 @@ class JobStream:
     """Add one line (the Reporter's ``log``); a plain function, see :meth:`_line_sink`."""
 
     def _line_sink(self) -> Callable[[str, int, str], None]:
-        # The hot path: a step printing 100 MB calls this once per line, so it is a
-        # closure doing one append and one test (a method counting bytes costs twice).
+        # A reporter without blocks calls this once per line, so it is a closure doing
+        # one encode, one append and one test (a method counting bytes costs twice).
         append = self._parts.append
         gate = self._gate
         wait = self._wait_for_room
 
         def log(key: str, index: int, line: str) -> None:
-            append(line)
+            append((line + "\n").encode("utf-8", "replace"))
             if gate:
                 wait()
 
@@ -271,7 +328,16 @@ class JobStream:
         One append per chunk of output instead of one per line: a step printing
         100 MB of short lines costs a few hundred calls, not millions.
         """
-        self._parts.append(text)
+        self._add(text.encode("utf-8", "replace"))
+        self._add(b"\n")
+
+    def log_bytes(self, key: str, index: int, data: bytes) -> None:
+        """Whole lines as the step wrote them, each ending with a newline (BytesReporter):
+        kept as they are, neither decoded nor encoded."""
+        self._add(data)
+
+    def _add(self, data: bytes) -> None:
+        self._parts.append(data)
         if self._gate:
             self._wait_for_room()
 
@@ -287,7 +353,19 @@ class JobStream:
     def job_finished(self, key: str, result: JobResult) -> None:
         if result.error and not any(s.error and s.error in result.error for s in result.steps):
             self.log(key, 0, f"##[error]{result.error}")
-        self.result = result  # after the last line: the uploader reads it first
+        with self._qlock:  # nothing is written any more: the log's size is known
+            self._total = self.acked + self._queue.size + sum(len(p) for p in self._parts)
+            left = self._total - self.acked
+        completer = None
+        if left > self.early_complete and not self._gone:
+            # Much is still to send: ci ends the job now, while the uploader sends on.
+            self.stats.early = True
+            completer = self._completer = threading.Thread(
+                target=self._complete_early, name=f"job-{self.job_id}-complete", daemon=True
+            )
+        self.result = result  # after the last line and the completer: the uploader reads it
+        if completer is not None:
+            completer.start()
         self._wake.set()
 
     def _wait_for_room(self) -> None:
@@ -324,14 +402,12 @@ class JobStream:
                 final = self.result is not None
                 taken = self._take()
                 busy = taken >= self.flush_bytes
+                if final:
+                    self._finish()
+                    return
                 if not self._gone:
                     self._send_log()
-                    if final:
-                        self._complete()
-                    else:
-                        self._send_steps()
-                if final:
-                    return
+                    self._send_steps()
         except Exception:  # a bug here must not leave the job's slot taken forever
             log.exception("job %s: the log uploader failed", self.job_id)
         finally:
@@ -346,14 +422,17 @@ class JobStream:
             return 0
         # The job's thread only appends, so the first n items stay put while they are
         # copied and removed (each list operation is atomic).
-        batch = parts[:n]
-        del parts[:n]
-        data = "\n".join(batch).encode("utf-8", "replace") + b"\n"
-        self._avg_line = len(data) / n
-        if not self._gone:
-            self._queue.append(data)
+        with self._qlock:
+            batch = parts[:n]
+            del parts[:n]
+            taken = 0
+            for chunk in _coalesce(batch):
+                taken += len(chunk)
+                if not self._gone:
+                    self._queue.append(chunk)
+        self._avg_line = taken / n
         self._check_backlog()
-        return len(data)
+        return taken
 
     def _retry(self, call: Callable[[], T]) -> T:
         backoff = Backoff(first=0.1, limit=5.0)
@@ -378,9 +457,12 @@ class JobStream:
 
     def _send_log(self) -> None:
         queue = self._queue
-        while queue.size and not self._gone:
-            chunk = queue.peek(self.max_chunk)
-            offset = self.acked
+        while True:
+            with self._qlock:
+                if not queue.size or self._gone:
+                    return
+                chunk = queue.peek(self.max_chunk)
+                offset = self.acked
             try:
                 self.stats.log_requests += 1
                 size = self._retry(
@@ -393,7 +475,8 @@ class JobStream:
                     self.job_id, err.size, offset,
                 )
                 self.stats.resyncs += 1
-                self.acked = err.size
+                with self._qlock:
+                    self.acked = err.size
                 continue
             except TooLargeError:
                 if self.max_chunk <= _MIN_CHUNK:
@@ -410,17 +493,19 @@ class JobStream:
                 log.error("job %s: the server refused the log: %s", self.job_id, err)
                 self._drop_log()
                 return
-            self.stats.bytes_sent += len(chunk)
-            advanced = size - offset
-            if advanced > 0:
-                queue.drop(advanced)
-            self.acked = size
+            self.stats.bytes_sent += sum(len(c) for c in chunk)
+            with self._qlock:
+                advanced = size - offset
+                if advanced > 0:
+                    queue.drop(advanced)
+                self.acked = size
             if self._gate:
                 self._check_backlog()
 
     def _drop_log(self) -> None:
-        self._gone = True
-        self._queue.clear()
+        with self._qlock:
+            self._gone = True
+            self._queue.clear()
         self._open_gate()
 
     def _take_steps(self) -> list[dict[str, Any]]:
@@ -430,21 +515,52 @@ class JobStream:
         return steps
 
     def _send_steps(self) -> None:
-        steps = self._take_steps()
-        if not steps or self._gone:
-            return
-        try:
-            self.stats.step_requests += 1
-            self._retry(lambda: self.api.update_steps(self.token, self.job_id, steps))
-        except (_Gone, _GiveUp):
-            pass
-        except RequestError as err:  # the completion carries every step again
-            log.warning("job %s: the server refused step states: %s", self.job_id, err)
+        with self._steps_sending:
+            if self.result is not None:  # the completion carries them all
+                return
+            steps = self._take_steps()
+            if not steps or self._gone:
+                return
+            try:
+                self.stats.step_requests += 1
+                self._retry(lambda: self.api.update_steps(self.token, self.job_id, steps))
+            except (_Gone, _GiveUp):
+                pass
+            except RequestError as err:  # the completion carries every step again
+                log.warning("job %s: the server refused step states: %s", self.job_id, err)
 
-    def _complete(self) -> None:
+    def _finish(self) -> None:
+        """The job ended: the rest of the log, and the completion unless it went early."""
+        self._send_log()
+        if not self._gone and not self._queue.size:
+            self.stats.shipped_at = time.monotonic()
+        completer = self._completer
+        if completer is None:
+            if not self._gone:
+                self._complete(self.acked)
+            return
+        completer.join()
+        if self._ship_first and not self._gone:
+            self._complete(self.acked)  # an older ci: now that it holds the whole log
+
+    def _complete_early(self) -> None:
+        """The completion thread of a job whose log is still being sent."""
+        assert self._total is not None
+        try:
+            self._ship_first = self._complete(self._total, early=True)
+        except Exception:  # the uploader waits for this thread: it must end
+            log.exception("job %s: the completion failed", self.job_id)
+
+    def _complete(self, log_size: int, *, early: bool = False) -> bool:
+        """Send the completion, retried until acknowledged or refused for good.
+
+        True when ``early`` and ci refused a ``log_size`` beyond what it holds (a ci
+        that wants the whole log before the completion).
+        """
         result = self.result
         assert result is not None
-        self._take_steps()
+        with self._steps_sending:  # after any steps request already on its way
+            self._take_steps()
         with self._steps_lock:
             steps = dict(self._all_steps)
         for step in result.steps:
@@ -453,7 +569,7 @@ class JobStream:
             "conclusion": result.conclusion.value,
             "outputs": dict(result.outputs),
             "steps": [steps[n] for n in sorted(steps)],
-            "log_size": self.acked,
+            "log_size": log_size,
             "error": result.error,
             "summary": _cut(result.summary, MAX_SUMMARY),
             "annotations": [
@@ -471,13 +587,19 @@ class JobStream:
                 self._retry(lambda: self.api.complete(self.token, self.job_id, body))
             except ConflictError as err:
                 size = self._server_log_size()
+                if size is not None and early:
+                    # A ci that wants the whole log first: when the uploader has sent it
+                    # meanwhile, again at once; else after it.
+                    if size < body["log_size"]:
+                        return True
+                    continue
                 if size is not None and size < body["log_size"]:
-                    body["log_size"] = size
+                    body["log_size"] = size  # the server lost the end of the log
                     continue
                 log.warning("job %s: the server refused the completion: %s", self.job_id, err)
-                return
+                return False
             except (_Gone, _GiveUp):
-                return
+                return False
             except RequestError as err:
                 if body.get("summary") or body.get("annotations") or body.get("outputs"):
                     # Something in the result is more than the server takes: still end
@@ -490,9 +612,11 @@ class JobStream:
                     body.update(summary="", annotations=[], outputs={}, error=_cut(error, 50_000))
                     continue
                 log.error("job %s: the server refused the completion: %s", self.job_id, err)
-                return
+                return False
             self.stats.completed = True
-            return
+            self.stats.completed_at = time.monotonic()
+            return False
+        return False
 
     def _server_log_size(self) -> int | None:
         """The server's log size, learnt from an empty append at our offset."""

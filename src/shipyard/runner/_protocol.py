@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import random
 import threading
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -186,18 +187,31 @@ class RunnerApi:
 
     # -- one job -------------------------------------------------------------------
 
-    def append_log(self, token: str, job_id: int, offset: int, data: bytes) -> int:
-        """Append ``data`` at ``offset``; returns the log's size after it."""
+    def append_log(
+        self, token: str, job_id: int, offset: int, data: bytes | Sequence[bytes]
+    ) -> int:
+        """Append ``data`` (bytes, or pieces sent one after the other without joining
+        them) at ``offset``; returns the log's size after it."""
         what = f"uploading the log of job {job_id}"
+        headers = {
+            "Authorization": f"Bearer {token}",
+            "Content-Type": "application/octet-stream",
+        }
+        content: bytes | Iterator[bytes]
+        if isinstance(data, bytes):
+            content = data
+        elif len(data) == 1:
+            content = data[0]
+        else:
+            # A stated length: sent as it is (not chunked), each piece written uncopied.
+            headers["Content-Length"] = str(sum(len(piece) for piece in data))
+            content = iter(data)
         try:
             response = self.http.post(
                 f"{self.api_url}/jobs/{job_id}/log",
                 params={"offset": offset},
-                content=data,
-                headers={
-                    "Authorization": f"Bearer {token}",
-                    "Content-Type": "application/octet-stream",
-                },
+                content=content,
+                headers=headers,
                 timeout=max(self.timeout, 60.0),
             )
         except httpx.HTTPError as err:

@@ -127,6 +127,20 @@ class BlockReporter(Reporter, Protocol):
     def log_block(self, key: str, index: int, text: str) -> None: ...
 
 
+class BytesReporter(BlockReporter, Protocol):
+    """A block reporter that also takes output as the step wrote it, undecoded.
+
+    ``log_bytes`` gets whole lines, each ending with ``b"\n"``, that needed nothing
+    done to them: valid UTF-8 with no ``\r``, no workflow command and no secret. They
+    are the bytes that encoding the text ``log_block`` would have been given (plus its
+    newline) gives, so a reporter storing bytes stores the same either way, without
+    decoding and encoding every byte. The runner uses it when the reporter has it; other
+    output still comes through ``log_block``, in order with it.
+    """
+
+    def log_bytes(self, key: str, index: int, data: bytes) -> None: ...
+
+
 class StepHost(Protocol):
     """What a built-in action sees of the step running it.
 
