@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
-import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +12,7 @@ import pytest
 
 from shipyard.errors import ProviderError
 from shipyard.infra._types import parse_type
-from shipyard.infra.provider import REQUIRED, Context, ResourceType
+from shipyard.infra.provider import REQUIRED, Context
 from shipyard.infra.providers._docker_engine import context_digest, duration_ns
 from shipyard.infra.providers.docker import (
     DIGEST_LABEL,
@@ -24,46 +21,15 @@ from shipyard.infra.providers.docker import (
     DockerProvider,
 )
 from tests.helpers.docker_images import ensure_busybox_image
+from tests.infra.providers._helpers import defaults, unique
 
 IMAGE = DockerImage()
 NETWORK = DockerNetwork()
 
 
-def defaults(rtype: ResourceType, **values: Any) -> dict[str, Any]:
-    props = {k: p.default for k, p in rtype.properties.items() if p.default is not REQUIRED}
-    props.update(values)
-    return props
-
-
-def unique(prefix: str) -> str:
-    return f"shipyard-t-{prefix}-{uuid.uuid4().hex[:10]}"
-
-
-@pytest.fixture
-def api() -> Iterator[Any]:
-    with docker.APIClient(version="auto") as client:
-        yield client
-
-
 @pytest.fixture
 def ctx(tmp_path: Path) -> Context:
     return Context(config={}, stack_dir=tmp_path, data_dir=tmp_path / "data", log=lambda _: None)
-
-
-@pytest.fixture
-def made(api: Any) -> Iterator[dict[str, list[str]]]:
-    """Containers, networks and images a test made: removed after it, whatever happened."""
-    things: dict[str, list[str]] = {"containers": [], "networks": [], "images": []}
-    yield things
-    for name in things["containers"]:
-        with contextlib.suppress(docker.errors.NotFound):
-            api.remove_container(name, force=True, v=True)
-    for name in things["networks"]:
-        with contextlib.suppress(docker.errors.NotFound):
-            api.remove_network(name)
-    for name in things["images"]:
-        with contextlib.suppress(docker.errors.NotFound):
-            api.remove_image(name, force=True)
 
 
 def write_context(root: Path, page: str = "v1") -> Path:

@@ -3,10 +3,7 @@ networks, health checks, drift and import."""
 
 from __future__ import annotations
 
-import contextlib
 import urllib.request
-import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -15,9 +12,10 @@ import docker.errors
 import pytest
 
 from shipyard.errors import ProviderError
-from shipyard.infra.provider import REQUIRED, Context, ResourceType
+from shipyard.infra.provider import Context
 from shipyard.infra.providers.docker import DockerContainer, DockerNetwork
 from tests.helpers.docker_images import ensure_busybox_image, ensure_httpd_image
+from tests.infra.providers._helpers import defaults, unique
 
 pytestmark = pytest.mark.docker
 
@@ -27,40 +25,9 @@ NETWORK = DockerNetwork()
 FAST_HEALTH = {"interval": "100ms", "timeout": 2, "retries": 20}
 
 
-def defaults(rtype: ResourceType, **values: Any) -> dict[str, Any]:
-    props = {k: p.default for k, p in rtype.properties.items() if p.default is not REQUIRED}
-    props.update(values)
-    return props
-
-
-def unique(prefix: str) -> str:
-    return f"shipyard-t-{prefix}-{uuid.uuid4().hex[:10]}"
-
-
-@pytest.fixture
-def api() -> Iterator[Any]:
-    with docker.APIClient(version="auto") as client:
-        yield client
-
-
 @pytest.fixture
 def ctx(tmp_path: Path) -> Context:
     return Context(config={}, stack_dir=tmp_path, data_dir=tmp_path / "data", log=lambda _: None)
-
-
-@pytest.fixture
-def made(api: Any) -> Iterator[dict[str, list[str]]]:
-    """Containers, networks and volumes a test made: removed after it, whatever happened."""
-    things: dict[str, list[str]] = {"containers": [], "networks": [], "volumes": []}
-    yield things
-    for kind, remove in (
-        ("containers", lambda n: api.remove_container(n, force=True, v=True)),
-        ("networks", api.remove_network),
-        ("volumes", api.remove_volume),
-    ):
-        for name in things[kind]:
-            with contextlib.suppress(docker.errors.NotFound):
-                remove(name)
 
 
 def container(made: dict[str, list[str]], **values: Any) -> dict[str, Any]:

@@ -13,7 +13,7 @@ from psycopg import sql
 
 from shipyard.errors import ProviderError
 from shipyard.infra._types import parse_type
-from shipyard.infra.provider import REQUIRED, Context, ResourceType
+from shipyard.infra.provider import REQUIRED, Context
 from shipyard.infra.providers._postgres_conn import Server
 from shipyard.infra.providers._postgres_role import CHANGED_PASSWORD
 from shipyard.infra.providers._postgres_scram import matches, saslprep, scram_verifier
@@ -24,22 +24,17 @@ from shipyard.infra.providers.postgres import (
     PostgresRole,
 )
 from tests.helpers.databases import postgres_url
+from tests.infra.providers._helpers import defaults
+from tests.infra.providers._helpers import unique as _unique
 
 pytestmark = pytest.mark.postgres
 
+def unique(prefix: str) -> str:
+    return _unique(prefix, sep="_", start="sy")
+
+
 DATABASE = PostgresDatabase()
 ROLE = PostgresRole()
-
-
-def defaults(rtype: ResourceType, **values: Any) -> dict[str, Any]:
-    """Every property, as the engine passes them: defaults filled in."""
-    props = {k: p.default for k, p in rtype.properties.items() if p.default is not REQUIRED}
-    props.update(values)
-    return props
-
-
-def unique(prefix: str) -> str:
-    return f"sy_{prefix}_{uuid.uuid4().hex[:10]}"
 
 
 @pytest.fixture

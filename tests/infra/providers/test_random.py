@@ -20,6 +20,7 @@ from shipyard.infra.providers.random import (
     RandomProvider,
     RandomString,
 )
+from tests.infra.providers._helpers import defaults
 
 ID = RandomId()
 STRING = RandomString()
@@ -31,13 +32,6 @@ SPECIAL = "!@#$%&*()-_=+[]{}<>:?"
 @pytest.fixture
 def ctx(tmp_path: Path) -> Context:
     return Context(config={}, stack_dir=tmp_path, data_dir=tmp_path / "data")
-
-
-def defaults(rtype: ResourceType, **values: Any) -> dict[str, Any]:
-    """Every property, as the engine passes them: defaults filled in."""
-    props = {k: p.default for k, p in rtype.properties.items() if p.default is not REQUIRED}
-    props.update(values)
-    return props
 
 
 class TestSchema:
