@@ -371,7 +371,10 @@ class Chaos:
             usable = jobs and not any(j["id"] in self.touched for j in jobs)
             fits = usable and any(0.15 <= now - (j["started_at"] or 0) <= fresh for j in jobs)
             late = time.monotonic() > deadline
-            if fits or (late and usable):
+            # Long after the patience, any moment with running jobs: a job may then die a
+            # second time (the verdict counts it as having used up its retries).
+            later = time.monotonic() > deadline + 15
+            if fits or (late and usable) or (later and jobs):
                 young = [j["id"] for j in jobs
                          if 0.15 <= time.time() - (j["started_at"] or 0) <= fresh + 0.2]
                 self.kill("runners", Kill("runners", set(runners), young, [j["id"] for j in jobs]))
@@ -412,6 +415,7 @@ class Verdict:
     lost_unstarted: list[int] = field(default_factory=list)  # ...without ever executing
     lost_on: list[tuple[int, int | None]] = field(default_factory=list)  # (job, runner id)
     retried: list[int] = field(default_factory=list)  # jobs queued again after a loss
+    exhausted: list[int] = field(default_factory=list)  # lost after every allowed try was killed
     executions: int = 0
     logs_checked: int = 0
 
@@ -541,6 +545,12 @@ def _check_job(site: Site, pipeline: dict[str, Any], job: dict[str, Any],
         assert job["error"] == LOST, f"{where}: failed: {job['error']}"
         verdict.lost.append(job["id"])
         verdict.lost_on.append((job["id"], job["runner_id"]))
+        queued_again = len(_RETRIED.findall(site.get(f"/jobs/{job['id']}/log").text))
+        assert queued_again <= retries, f"{where}: queued again {queued_again} times"
+        if retries and queued_again == retries:
+            # Every try died: the runners' one process takes all its jobs with it, so a
+            # job just claimed (not yet seen running) can die at one kill and again later.
+            verdict.exhausted.append(job["id"])
         if ran == 0:
             verdict.lost_unstarted.append(job["id"])
     elif conclusion == "skipped":

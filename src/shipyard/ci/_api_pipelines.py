@@ -114,8 +114,12 @@ def _log_source(ci: CiState, job_id: int) -> tuple[int, bool, bool]:
 
 
 def _read(ci: CiState, owner: int, archived: bool, offset: int) -> bytes:
-    if ci.logs.exists(owner) or not archived or ci.store is None:
-        return ci.logs.read(owner, offset, 1 << 30)
+    # The archiver may move the log to the store between the look-up of ``archived`` and
+    # here: a log found neither here nor marked archived is asked of the store too.
+    if ci.logs.exists(owner) or ci.store is None:
+        data = ci.logs.read(owner, offset, 1 << 30)
+        if data or ci.store is None or ci.logs.exists(owner):
+            return data
     response = ci.store.get(f"/logs/{owner}", headers={"Range": f"bytes={offset}-"})
     if response.status_code in (404, 416):
         return b""
