@@ -356,17 +356,21 @@ class Chaos:
             self._wait_line(mark, lambda line: line.startswith(f"{child} is healthy again"),
                             f"{child} healthy again")
 
-    def kill_busy_runner(self, *, fresh: float = 0.8, patience: float = 8.0) -> None:
+    def kill_busy_runner(self, *, fresh: float = 0.8, patience: float = 8.0,
+                         quiet: Callable[[], bool] = lambda: False) -> bool:
         """Kill the runners' process while a job that started lately runs (so it dies mid-job).
 
         ``up`` runs its local agents in one process, so every running job dies with it.
         Moments when a job a former kill hit is running again are passed over: no job
         dies twice. After ``patience`` seconds without a fresh job, any such moment.
+        False, with nothing killed, once no job runs and ``quiet()`` says none will come.
         """
         deadline = time.monotonic() + patience
         while True:
             runners = self.site.runner_children()
             jobs = [j for j in self.site.running_jobs() if j["runner_id"] in runners]
+            if not jobs and quiet():
+                return False
             now = time.time()
             usable = jobs and not any(j["id"] in self.touched for j in jobs)
             fits = usable and any(0.15 <= now - (j["started_at"] or 0) <= fresh for j in jobs)
@@ -378,7 +382,7 @@ class Chaos:
                 young = [j["id"] for j in jobs
                          if 0.15 <= time.time() - (j["started_at"] or 0) <= fresh + 0.2]
                 self.kill("runners", Kill("runners", set(runners), young, [j["id"] for j in jobs]))
-                return
+                return True
             assert time.monotonic() < deadline + 30, "no moment could be picked to kill the runners"
             time.sleep(0.05)
 

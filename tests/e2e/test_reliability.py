@@ -125,10 +125,14 @@ def _run(
     # The pushes come in waves, one before each kill and one after the last.
     cuts = sorted(rng.sample(range(1, len(pusher.order)), len(victims)))
     waves = [b - a for a, b in zip([0, *cuts], [*cuts, len(pusher.order)], strict=True)]
+    # A runners kill that found every job already done waits for the next wave's jobs.
+    pending: list[str] = []
     for victim, wave in zip(victims, waves, strict=False):
         pusher.release(wave)
-        _kill_one(victim, chaos, pusher, rng)
+        pending = [v for v in [*pending, victim] if not _kill_one(v, chaos, pusher, rng)]
     pusher.release(waves[-1])
+    for victim in pending:
+        _kill_one(victim, chaos, pusher, rng)
     pusher.finish()
     chaos_done = time.monotonic()
     wait_all_completed(site, projects)
@@ -143,15 +147,21 @@ def _run(
     return verdict, chaos
 
 
+def _quiet(site: Site, pusher: Pusher) -> bool:
+    """Whether no job is queued and none will come until more pushes are released."""
+    if not pusher.idle.is_set() or site.json("/pipelines", status="queued", limit=1):
+        return False
+    pushed = {c.sha: c for p in pusher.projects for c in p.commits if c.sha in p.pushed}
+    made = [pl for p in pusher.projects for pl in site.pipelines(p.name)]
+    return len(made) >= sum(len(c.triggers) for c in pushed.values())
+
+
 def _wait_for_work(site: Site, pusher: Pusher, timeout: float = 60) -> None:
     """Until a job runs, so a kill lands in busy pipelines (or until all work is done)."""
     deadline = time.monotonic() + timeout
     while not site.running_jobs():
-        if pusher.idle.is_set() and not site.json("/pipelines", status="queued", limit=1):
-            pushed = {c.sha: c for p in pusher.projects for c in p.commits if c.sha in p.pushed}
-            made = [pl for p in pusher.projects for pl in site.pipelines(p.name)]
-            if len(made) >= sum(len(c.triggers) for c in pushed.values()):
-                return  # nothing runs and nothing more comes for now
+        if _quiet(site, pusher):
+            return  # nothing runs and nothing more comes for now
         assert time.monotonic() < deadline, "no job started"
         time.sleep(0.1)
 
@@ -162,7 +172,9 @@ def _victims(scenario: Scenario, rng: random.Random) -> list[str]:
     return order + [rng.choice(scenario.victims) for _ in range(scenario.kills - len(order))]
 
 
-def _kill_one(victim: str, chaos: Chaos, pusher: Pusher, rng: random.Random) -> None:
+def _kill_one(victim: str, chaos: Chaos, pusher: Pusher, rng: random.Random) -> bool:
+    """Kill ``victim`` at a moment that matters; False if a runners kill found no work
+    (the pushes released so far all ran before a job could be caught running)."""
     if victim == "git":
         # Aim at a push: git dies while a client talks to it.
         while not pusher.in_push.wait(0.05) and not pusher.idle.is_set():
@@ -170,14 +182,14 @@ def _kill_one(victim: str, chaos: Chaos, pusher: Pusher, rng: random.Random) -> 
         if pusher.in_push.is_set():
             time.sleep(rng.uniform(0.0, 0.25))
             chaos.kill("git")
-            return
+            return True
     _wait_for_work(chaos.site, pusher)
     if victim == "runner":
         time.sleep(rng.uniform(0.2, 1.5))
-        chaos.kill_busy_runner()
-    else:
-        time.sleep(rng.uniform(0.3, 2.0))
-        chaos.kill(victim)
+        return chaos.kill_busy_runner(quiet=lambda: _quiet(chaos.site, pusher))
+    time.sleep(rng.uniform(0.3, 2.0))
+    chaos.kill(victim)
+    return True
 
 
 @pytest.mark.parametrize("victim", ["ci", "git", "store"])
