@@ -141,3 +141,42 @@ def test_no_token_is_a_usage_error(tmp_path: Path) -> None:
     )
     assert proc.returncode == 2
     assert "a token is needed" in proc.stderr
+
+
+def test_the_runner_has_huge_pages_and_its_steps_the_user_s_environment(
+    plat: Platform, tmp_path: Path
+) -> None:
+    """The runner starts itself again with glibc's huge-page tunables; a job's steps see
+    GLIBC_TUNABLES as the user set it, nothing of the runner's."""
+    dump = tmp_path / "env"
+    repo, label = repo_with(plat, tmp_path, f"""
+        on: push
+        jobs:
+          work:
+            runs-on: [self-hosted, LABEL]
+            steps:
+              - run: env > {dump}.tmp && mv {dump}.tmp {dump}
+    """)
+    mine = "glibc.malloc.tcache_count=0"
+    with start(
+        ["--labels", f"self-hosted,{label}", "--work-dir", str(tmp_path / "w")],
+        {"SHIPYARD_SERVER": plat.url, "SHIPYARD_RUNNER_TOKEN": plat.registration_token(),
+         "GLIBC_TUNABLES": mine},
+        tmp_path,
+    ) as (proc, out):
+        out.wait_for("connected to")
+        # The same process (exec keeps the pid), started again with the tunables.
+        assert b"glibc.malloc.hugetlb=1" in _tunables_of(proc.pid)
+        seen = dict(line.split("=", 1) for line in wait_file(dump).splitlines() if "=" in line)
+        assert plat.finished_pipeline(repo, timeout=30)["conclusion"] == "success"
+    assert seen["GLIBC_TUNABLES"] == mine
+    assert "SHIPYARD_GLIBC_TUNABLES_WAS" not in seen and "SHIPYARD_RUNNER_TOKEN" not in seen
+
+
+def _tunables_of(pid: int) -> bytes:
+    """GLIBC_TUNABLES as a process started with it (glibc rewrites it in place: only the
+    first of several tunables is left to see)."""
+    for entry in Path(f"/proc/{pid}/environ").read_bytes().split(b"\0"):
+        if entry.startswith(b"GLIBC_TUNABLES="):
+            return entry
+    return b""

@@ -325,3 +325,13 @@ def test_what_a_killed_service_started_in_a_session_of_its_own_is_stopped(tmp_pa
                 orphan.kill()
                 orphan.wait()
 
+
+
+def test_the_runners_process_starts_with_huge_pages_for_step_output(tmp_path: Path):
+    """glibc's huge-page tunables for the runners (shipyard._hugepages), none for services."""
+    with running_up(tmp_path / "data", "--runners", "1") as up:
+        runner_log = tmp_path / "data" / "logs" / "runners.log"
+        assert _wait(lambda: "connected to" in runner_log.read_text(), timeout=60)
+        started_with = Path(f"/proc/{up.pid('runners')}/environ").read_bytes()
+        assert b"GLIBC_TUNABLES=glibc.malloc.hugetlb=1" in started_with
+        assert b"GLIBC_TUNABLES" not in Path(f"/proc/{up.pid('ci')}/environ").read_bytes()

@@ -21,6 +21,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
+from shipyard import _hugepages
 from shipyard.errors import RequestError, ShipyardError
 from shipyard.runner._agent import DEFAULT_LABELS, Agent
 from shipyard.runner._assignment import Assignment
@@ -121,7 +122,10 @@ def runner_command(
     """Run a runner agent: take jobs from the server and run them until stopped."""
     console = Console(highlight=False)
     err = Console(stderr=True, highlight=False)
-    # Jobs' steps inherit this process's environment: the token must not be in it.
+    # Once more with huge pages for step output (see _hugepages); then take the tunable
+    # and the token out of the environment, which jobs' steps inherit.
+    _hugepages.reexec()
+    _hugepages.restore()
     os.environ.pop("SHIPYARD_RUNNER_TOKEN", None)
     if not token:
         err.print("[red]error:[/red] a token is needed: --token or SHIPYARD_RUNNER_TOKEN")

@@ -28,6 +28,7 @@ from types import FrameType
 
 import httpx
 
+from shipyard import _hugepages
 from shipyard.errors import RequestError, ShipyardError
 from shipyard.runner._agent import Agent
 from shipyard.runner._assignment import Assignment
@@ -63,7 +64,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--executor", default="local")
     parser.add_argument("--work-dir", type=Path, required=True, help="Agent i works in DIR/i.")
     args = parser.parse_args(argv)
-    # Jobs' steps inherit this process's environment: the token must not be in it.
+    # Jobs' steps inherit this process's environment: neither the malloc tunable ``up``
+    # started it with nor the token may be in it.
+    _hugepages.restore()
     token = os.environ.pop("SHIPYARD_RUNNER_TOKEN", "")
     if not token or args.agents < 1:
         print("error: SHIPYARD_RUNNER_TOKEN and --agents 1 or more are needed", file=sys.stderr)

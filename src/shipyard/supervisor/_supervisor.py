@@ -29,6 +29,7 @@ from types import FrameType
 from rich.console import Console
 from rich.markup import escape
 
+from shipyard import _hugepages
 from shipyard.errors import ConfigError
 from shipyard.service import SERVICES, Settings, TokenSigner
 from shipyard.supervisor._child import Child, ChildSpec, RotatingLog, describe_exit
@@ -297,7 +298,9 @@ class Supervisor:
             "--executor", self.settings.runner_executor,
             "--work-dir", str(work_dir),
         ]
-        self.runners.append(self._child(ChildSpec("runners", argv, self._base_env())))
+        # Huge pages for the output of steps that print at memory speed (see _hugepages).
+        env = _hugepages.environment(self._base_env())
+        self.runners.append(self._child(ChildSpec("runners", argv, env)))
 
     def _start_runner(self, runner: Child) -> None:
         # A fresh registration token at each start; it is passed in the environment, not
