@@ -158,8 +158,8 @@ class Runner:
         self.token: str = response.json()["token"]
         self.http = client(ci.url, self.token, timeout=90)
 
-    def claim(self, wait: float = 10.0) -> Job | None:
-        response = self.http.post("/runners/claim", json={"wait": wait, "slots": 1})
+    def claim(self, wait: float = 10.0, **extra: object) -> Job | None:
+        response = self.http.post("/runners/claim", json={"wait": wait, "slots": 1, **extra})
         if response.status_code == 204:
             return None
         assert response.status_code == 200, response.text

@@ -117,6 +117,55 @@ class TestClaim:
         thread.join(10)
         assert got and got[0] is not None
 
+    def test_a_claim_asked_again_after_a_lost_answer_gets_its_job_again(
+        self, ci: CiServer
+    ) -> None:
+        """The answer to a claim never reached the runner (ci died once the claim was
+        recorded): asking again with the claim's id hands the same job over, with a
+        token that works, instead of leaving it to fail as lost."""
+        label = unique("again")
+        ci.create(one_job(label))
+        runner = ci.runner(label)
+        first = runner.claim(wait=1, claim_id="claim-0001")  # its answer "lost"
+        assert first is not None
+        other = ci.runner(label)
+        assert other.claim(wait=0, claim_id="claim-0001", again=True) is None  # not its claim
+        assert runner.claim(wait=0, claim_id="claim-0002", again=True) is None  # nor this one
+        again = runner.claim(wait=0, claim_id="claim-0001", again=True)
+        assert again is not None and again.id == first.id
+        again.finish()
+        assert ci.get(f"/jobs/{first.id}").json()["conclusion"] == "success"
+        # Once the job is done, the same question hands out nothing more.
+        assert runner.claim(wait=0, claim_id="claim-0001", again=True) is None
+
+    def test_a_draining_runner_asking_again_still_gets_the_job_it_was_handed(
+        self, ci: CiServer
+    ) -> None:
+        label = unique("againdrain")
+        ci.create(one_job(label))
+        runner = ci.runner(label)
+        first = runner.must_claim(wait=1)
+        assert runner.http.post("/runners/drain", json={}).status_code == 204
+        assert runner.claim(wait=0) is None
+        assert runner.claim(wait=0, claim_id="never-used", again=True) is None
+        # The job above was claimed without an id: nothing to find by one.
+        label2 = unique("againdrain2")
+        ci.create(one_job(label2))
+        runner2 = ci.runner(label2)
+        taken = runner2.claim(wait=1, claim_id="drained-claim")
+        assert taken is not None
+        assert runner2.http.post("/runners/drain", json={}).status_code == 204
+        again = runner2.claim(wait=0, claim_id="drained-claim", again=True)
+        assert again is not None and again.id == taken.id
+        first.finish()
+        again.finish()
+
+    def test_bad_claim_ids_are_refused(self, ci: CiServer) -> None:
+        runner = ci.runner(unique("badid"))
+        for bad in ("short", "x" * 65, "spaces not allowed", 12345678):
+            response = runner.http.post("/runners/claim", json={"wait": 0, "claim_id": bad})
+            assert response.status_code == 422, (bad, response.text)
+
     def test_concurrent_claims_never_hand_a_job_out_twice(self, ci: CiServer) -> None:
         label = unique("race")
         ci.create(f"""

@@ -56,7 +56,9 @@ class Faults:
 
     ``inject[suffix]`` is a list of faults for the next requests whose path ends with
     ``suffix``: an int answers that status without forwarding; ``"garbage"`` answers 200
-    with a body that is not JSON; a callable rewrites the real JSON answer.
+    with a body that is not JSON; ``"lost"`` lets the request through and answers 502
+    instead of its answer (as a proxy whose upstream died once the request was handled);
+    a callable rewrites the real JSON answer.
     """
 
     def __init__(self, app: Any) -> None:
@@ -88,6 +90,14 @@ class Faults:
                     break
         if fault is None:
             await self.app(scope, receive, send)
+        elif fault == "lost":
+            async def drop(message: dict[str, Any]) -> None:
+                pass
+
+            await self.app(scope, receive, drop)
+            await send({"type": "http.response.start", "status": 502,
+                        "headers": [(b"content-type", b"application/json")]})
+            await send({"type": "http.response.body", "body": b'{"error": "upstream lost"}'})
         elif isinstance(fault, int) or fault == "garbage":
             status, body = (200, b"<html>not json") if fault == "garbage" else (fault, b'{"error": "injected"}')
             await send({"type": "http.response.start", "status": status,

@@ -551,6 +551,33 @@ class TestResilience:
         assert job["conclusion"] == "failure"
         assert "the runner could not read the job: workflow: Field required" in job["error"]
 
+    def test_a_job_whose_claim_answer_was_lost_is_run_once_all_the_same(
+        self, plat: Platform, tmp_path: Path
+    ) -> None:
+        """ci recorded the claim, the answer never came (ci died meanwhile): the agent asks
+        again with the same claim and gets the job, instead of it failing as lost."""
+        marks = tmp_path / "runs"
+        repo, label = repo_with(plat, tmp_path, f"""
+            on: push
+            jobs:
+              one:
+                runs-on: [self-hosted, LABEL]
+                steps:
+                  - run: echo ran >> {marks}
+        """)
+        plat.wait_for("the job queued", lambda: [
+            j for p in plat.pipelines(repo) for j in plat.pipeline(p["id"])["jobs"]
+            if j["status"] == "queued"])
+        plat.faults.inject["/runners/claim"] = ["lost"]
+        try:
+            with agent_running(plat, tmp_path, label):
+                pipeline = plat.finished_pipeline(repo, timeout=HEARTBEAT_TIMEOUT * 5)
+        finally:
+            plat.faults.inject.clear()
+        assert pipeline["conclusion"] == "success", pipeline["jobs"][0].get("error")
+        assert marks.read_text() == "ran\n"
+        assert not plat.faults.inject.get("/runners/claim"), "the fault was not used"
+
     def test_an_unreachable_server_is_retried_until_the_agent_is_stopped(self, tmp_path: Path) -> None:
         import socket
 

@@ -97,11 +97,11 @@ def resume(claims: Auth, ci: Ci, body: Annotated[DrainRequest | None, Body()] = 
 async def claim(request: Request, body: ClaimRequest, claims: Caller, ci: Ci) -> Any:
     try:
         runner, assignment = await anyio.to_thread.run_sync(
-            ci.queue.first_claim, claims, body.slots
+            ci.queue.first_claim, claims, body.slots, body.claim_id, body.again
         )
         if assignment is None and body.slots > 0 and body.wait > 0:
             assignment = await long_poll(
-                functools.partial(ci.queue.try_claim, runner), ci.notifier,
+                functools.partial(ci.queue.try_claim, runner, body.claim_id), ci.notifier,
                 ["jobs", f"runner:{runner.id}"], body.wait, disconnected=request.is_disconnected,
             )
     except RunnerDraining:

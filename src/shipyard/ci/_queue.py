@@ -51,7 +51,16 @@ _TAKE = (
                 ~_DRAINING.exists()))
     .values(status=JobStatus.RUNNING.value, runner_id=bindparam("rid"),
             started_at=bindparam("now"), heartbeat_at=bindparam("now"),
-            deadline=bindparam("now") + jobs.c.timeout, cancel_reason=None)
+            deadline=bindparam("now") + jobs.c.timeout, cancel_reason=None,
+            claim_id=bindparam("cid"))
+    .returning(*jobs.c)
+)
+# The job a claim took, for the runner asking again with the claim's id.
+_TAKEN = (
+    update(jobs)
+    .where(and_(jobs.c.status == JobStatus.RUNNING.value, jobs.c.runner_id == bindparam("rid"),
+                jobs.c.claim_id == bindparam("cid")))
+    .values(heartbeat_at=bindparam("now"))
     .returning(*jobs.c)
 )
 _LOG_STATE = select(
@@ -282,19 +291,34 @@ class JobQueue:
     # -- claims -----------------------------------------------------------------------
 
     def first_claim(
-        self, claims: Claims, slots: int
+        self, claims: Claims, slots: int, claim_id: str | None = None, again: bool = False
     ) -> tuple[RunnerInfo, dict[str, Any] | None]:
         """The runner of a claim and, when a job is queued for it already, its assignment.
 
-        Raises :class:`RunnerDraining` when the runner is draining.
+        ``again``: the runner got no answer to its claim ``claim_id`` (ci died, or the
+        connection broke): a job that claim took is answered again, even to a runner
+        draining (it was handed out before the drain). Raises :class:`RunnerDraining`
+        when the runner is draining.
         """
         runner = self.runner_for(claims)
         self.seen(runner.id)
+        if again and claim_id:
+            taken = self._taken(runner, claim_id)
+            if taken is not None:
+                return runner, taken
         if runner.draining:
             raise RunnerDraining(runner.id)
-        return runner, self.try_claim(runner) if slots > 0 else None
+        return runner, self.try_claim(runner, claim_id) if slots > 0 else None
 
-    def try_claim(self, runner: RunnerInfo) -> dict[str, Any] | None:
+    def _taken(self, runner: RunnerInfo, claim_id: str) -> dict[str, Any] | None:
+        """The assignment of the running job claim ``claim_id`` of ``runner`` took, if any."""
+        with self.db.write() as conn:
+            row = conn.execute(
+                _TAKEN, {"rid": runner.id, "cid": claim_id, "now": self.clock()}
+            ).first()
+        return None if row is None else self.assignment(row)
+
+    def try_claim(self, runner: RunnerInfo, claim_id: str | None = None) -> dict[str, Any] | None:
         """Hand the oldest queued job the runner can run to it, or ``None``.
 
         Raises :class:`RunnerDraining` when the runner is draining: always when the
@@ -309,7 +333,7 @@ class JobQueue:
             with repo.peek(self.db) as conn:
                 found = self._pick(conn, runner) is not None
         if found:
-            row = self._take(runner)
+            row = self._take(runner, claim_id)
         if row is None:
             seen = self._runner_row(runner.id)
             if seen is not None and seen.draining:
@@ -318,7 +342,7 @@ class JobQueue:
         self._mark_running(row.pipeline_id, row.attempt)
         return self.assignment(row)
 
-    def _take(self, runner: RunnerInfo) -> Any:
+    def _take(self, runner: RunnerInfo, claim_id: str | None) -> Any:
         """Mark the oldest queued job the runner can run as its; the job's row or ``None``."""
         with self.db.write() as conn:
             for _ in range(5):
@@ -327,7 +351,9 @@ class JobQueue:
                     return None
                 now = self.clock()
                 check_job(JobStatus.QUEUED.value, JobStatus.RUNNING)
-                row = conn.execute(_TAKE, {"jid": pick, "rid": runner.id, "now": now}).first()
+                row = conn.execute(
+                    _TAKE, {"jid": pick, "rid": runner.id, "now": now, "cid": claim_id}
+                ).first()
                 if row is not None:
                     repo.job_event(conn, row.id, row.pipeline_id, JobStatus.RUNNING.value, None)
                     self.metrics.started(now - (row.queued_at or now))

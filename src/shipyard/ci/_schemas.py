@@ -184,6 +184,10 @@ class DrainRequest(_In):
 class ClaimRequest(_In):
     wait: float = Field(0.0, ge=0, le=60)
     slots: int = Field(1, ge=0, le=1024)
+    # The runner's id for this claim, kept while it asks again after getting no answer
+    # (``again``): a job the lost answer carried is then handed out once more.
+    claim_id: str | None = Field(None, min_length=8, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")
+    again: bool = False
 
 
 class WorkflowText(BaseModel):

@@ -107,6 +107,9 @@ jobs = Table(
     # (migration 0003). Appends are taken up to ``log_size``; then the log is closed.
     Column("log_open", Boolean, nullable=False, default=False),
     Column("log_job_id", _ID),  # a job kept by a rerun shows the log of the job it copies
+    # The runner's id for the claim that took the job (migration 0004): a runner that
+    # asks again with it, not having heard the answer, gets the job again.
+    Column("claim_id", String(64)),
     Column("archived", Boolean, nullable=False, default=False),
     Column("summary", Text, nullable=False, default=""),
     Column("annotations", Text, nullable=False, default="[]"),

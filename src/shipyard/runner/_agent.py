@@ -39,6 +39,7 @@ import json
 import logging
 import os
 import re
+import secrets
 import shutil
 import socket
 import threading
@@ -353,6 +354,11 @@ class Agent:
         assert self.runner_token is not None
         backoff = Backoff(first=0.5, limit=30.0)
         wait = self.claim_wait if self.claim_wait is not None else 25.0
+        # A claim keeps its id until it is answered: asked again after no answer (ci died
+        # or the connection broke once the claim was recorded), ci hands over the job
+        # the lost answer carried instead of leaving it to fail as lost.
+        claim_id: str | None = None
+        again = False
         while not self._stopping.is_set():
             with self._cond:
                 while not self._free_slots and not self._stopping.is_set():
@@ -362,12 +368,16 @@ class Agent:
                 break
             self.claim_pending = True
             asked = time.monotonic()
+            if claim_id is None:
+                claim_id, again = secrets.token_urlsafe(12), False
             try:
-                data = self.api.claim(self.runner_token, wait=wait, slots=free)
+                data = self.api.claim(self.runner_token, wait=wait, slots=free,
+                                      claim_id=claim_id, again=again)
             except UnavailableError as err:
                 if self._stopping.is_set():
                     break
                 log.warning("%s; retrying", err)
+                again = True
                 backoff.wait(self._stopping)
                 continue
             except (AuthError, ForbiddenError) as err:
@@ -377,10 +387,12 @@ class Agent:
                 break
             except RequestError as err:
                 log.error("%s; retrying", err)
+                claim_id = None
                 backoff.wait(self._stopping)
                 continue
             finally:
                 self.claim_pending = False
+            claim_id = None  # answered
             if data is not None:
                 backoff.reset()
                 self._start(data)

@@ -158,12 +158,21 @@ class RunnerApi:
             claim_wait=float(wait),
         )
 
-    def claim(self, token: str, *, wait: float, slots: int) -> dict[str, Any] | None:
-        """The next assignment (unparsed), or ``None`` when none came within ``wait``."""
+    def claim(
+        self, token: str, *, wait: float, slots: int, claim_id: str | None = None,
+        again: bool = False,
+    ) -> dict[str, Any] | None:
+        """The next assignment (unparsed), or ``None`` when none came within ``wait``.
+
+        ``claim_id`` names the claim; ``again`` says the last try of it got no answer, so
+        a job ci handed to it meanwhile comes back (see docs/api.md).
+        """
         what = "claiming a job"
+        body: dict[str, Any] = {"wait": wait, "slots": slots}
+        if claim_id is not None:
+            body.update(claim_id=claim_id, again=again)
         response = self._send(
-            "POST", "/runners/claim", token, what, json={"wait": wait, "slots": slots},
-            timeout=wait + _CLAIM_SLACK,
+            "POST", "/runners/claim", token, what, json=body, timeout=wait + _CLAIM_SLACK,
         )
         if response.status_code == 204 or not response.content:
             return None
