@@ -9,7 +9,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from shipyard.errors import AuthError, NotFoundError, StoreError, UnavailableError
+from shipyard.errors import AuthError, ConflictError, NotFoundError, StoreError, UnavailableError
 from shipyard.store import RemoteArtifactStore, RemoteCacheStore, StoreClient
 from shipyard.store._client import file_digest
 from tests.helpers.servers import free_port
@@ -208,3 +208,89 @@ class TestRemoteCacheStore:
             other.save("k", "v", archive)
         with pytest.raises(StoreError, match="does not allow"):
             other.lookup("k", [], "v")
+
+
+class Flaky(httpx.BaseTransport):
+    """A real transport whose next requests fail: ``"refuse"`` before sending (the store
+    is down), ``"lose"`` after the store handled it (the answer never comes)."""
+
+    def __init__(self) -> None:
+        self.inner = httpx.HTTPTransport()
+        self.faults: list[str] = []
+        self.sent: list[tuple[str, str]] = []
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        fault = self.faults.pop(0) if self.faults else None
+        if fault == "refuse":
+            raise httpx.ConnectError("connection refused", request=request)
+        self.sent.append((request.method, request.url.path))
+        response = self.inner.handle_request(request)
+        if fault == "lose":
+            response.read()
+            response.close()
+            raise httpx.ReadError("the connection was reset", request=request)
+        return response
+
+    def close(self) -> None:
+        self.inner.close()
+
+
+class TestRetries:
+    """A runner's client waits out a store restarting; requests are safe to repeat."""
+
+    DELAYS = (0.01, 0.01, 0.01, 0.01)
+
+    def test_requests_the_store_missed_are_sent_again(
+        self, shared_store: Store, tmp_path: Path
+    ) -> None:
+        src = tmp_path / "f.bin"
+        src.write_bytes(os.urandom(1 << 20))
+        flaky = Flaky()
+        with httpx.Client(transport=flaky) as http:
+            client = StoreClient(shared_store.url, shared_store.token("admin"), http=http,
+                                 retry_delays=self.DELAYS)
+            flaky.faults[:] = ["refuse", "refuse", None, "refuse"]  # HEAD twice, then PUT
+            digest, size = client.put_blob(src)
+            assert client.retries == 3
+            flaky.faults[:] = ["refuse", "refuse"]
+            assert client.get_blob(digest, tmp_path / "back") == size
+            assert (tmp_path / "back").read_bytes() == src.read_bytes()
+            assert client.retries == 5
+
+    def test_an_artifact_recorded_by_a_lost_request_is_no_duplicate(
+        self, shared_store: Store, tmp_path: Path
+    ) -> None:
+        src = tmp_path / "a.zip"
+        src.write_bytes(os.urandom(1000))
+        flaky = Flaky()
+        with httpx.Client(transport=flaky) as http:
+            client = StoreClient(shared_store.url, shared_store.token("admin"), http=http,
+                                 retry_delays=self.DELAYS)
+            digest, size = client.put_blob(src)
+            pipeline = int(time.time() * 1000) % 1_000_000_000
+            flaky.faults[:] = ["lose"]
+            out = client.create_artifact(pipeline, "app", digest, size, ["a.zip"])
+            assert out.digest == digest and out.name == "app"
+            assert flaky.sent.count(("POST", "/artifacts")) == 2  # once recorded, once refused
+            # A real duplicate (no lost answer) is still refused.
+            other = tmp_path / "b.zip"
+            other.write_bytes(os.urandom(1000))
+            digest2, size2 = client.put_blob(other)
+            with pytest.raises(ConflictError):
+                client.create_artifact(pipeline, "app", digest2, size2, ["b.zip"])
+
+    def test_without_delays_or_once_they_are_used_up_the_error_is_raised(
+        self, shared_store: Store, tmp_path: Path
+    ) -> None:
+        flaky = Flaky()
+        with httpx.Client(transport=flaky) as http:
+            once = StoreClient(shared_store.url, shared_store.token("admin"), http=http)
+            flaky.faults[:] = ["refuse"]
+            with pytest.raises(UnavailableError):
+                once.blob_size(sha(b"x"))
+            patient = StoreClient(shared_store.url, shared_store.token("admin"), http=http,
+                                  retry_delays=self.DELAYS)
+            flaky.faults[:] = ["refuse"] * 5
+            with pytest.raises(UnavailableError, match="did not answer"):
+                patient.blob_size(sha(b"x"))
+            assert patient.retries == 4 and not flaky.faults

@@ -9,6 +9,7 @@ import httpx
 
 from shipyard.runner._assignment import Assignment
 from shipyard.store import RemoteArtifactStore, RemoteCacheStore, StoreClient
+from shipyard.store._client import RUNNER_RETRY_DELAYS
 from shipyard.workflow.actions import RunServices
 
 __all__ = ["store_services"]
@@ -23,7 +24,8 @@ def store_services(
     repository's caches (``cache:<repo>``); zips and archives are staged under
     ``scratch_dir``.
     """
-    client = StoreClient(api_url, assignment.token, http=http)
+    # A store restarting under a busy pipeline costs the job a few seconds, not a failure.
+    client = StoreClient(api_url, assignment.token, http=http, retry_delays=RUNNER_RETRY_DELAYS)
     # In a re-run (attempt 2 and later) the job's uploads replace what its earlier
     # attempt stored under the same names, as the artifacts of a re-run job do on GitHub.
     replaces_before = time.time() if assignment.attempt > 1 else None

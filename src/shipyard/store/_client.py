@@ -10,29 +10,41 @@ Paths are relative to ``base_url``, which may be the store itself
 matching :class:`~shipyard.errors.RequestError`; a store that does not answer is
 :class:`~shipyard.errors.UnavailableError`; bytes that do not match their digest are
 :class:`~shipyard.errors.StoreError`.
+
+With ``retry_delays`` (a runner's client: 1, 2, 4 and 8 seconds), a request the store
+did not answer, or answered 5xx/429 (a store restarting), is sent again after each
+delay before :class:`~shipyard.errors.UnavailableError` is raised. Every request is safe
+to repeat: blobs are put by digest, logs replaced whole, and an artifact whose first
+recording was answered by nothing is found recorded, not refused as a duplicate.
 """
 
 from __future__ import annotations
 
 import contextlib
 import hashlib
+import logging
 import os
+import random
 import tempfile
-from collections.abc import Iterator, Sequence
+import time
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import IO, Any
 from urllib.parse import quote
 
 import httpx
 
-from shipyard.errors import NotFoundError, StoreError, UnavailableError
+from shipyard.errors import ConflictError, NotFoundError, StoreError, UnavailableError
 from shipyard.service import raise_for_response
 from shipyard.store._blobs import CHUNK
 from shipyard.store._models import ArtifactOut, CacheEntryOut, LogOut
 
-__all__ = ["StoreClient", "file_digest"]
+__all__ = ["RUNNER_RETRY_DELAYS", "StoreClient", "file_digest"]
+
+log = logging.getLogger("shipyard.store")
 
 _PAGE = 500
+RUNNER_RETRY_DELAYS = (1.0, 2.0, 4.0, 8.0)
 
 
 def file_digest(path: Path) -> tuple[str, int]:
@@ -59,8 +71,11 @@ class StoreClient:
         *,
         http: httpx.Client | None = None,
         timeout: float = 300.0,
+        retry_delays: Sequence[float] = (),
     ) -> None:
         self.base_url = base_url.rstrip("/")
+        self.retry_delays = tuple(retry_delays)
+        self.retries = 0  # requests sent again so far
         self._owns_http = http is None
         self.http = http if http is not None else httpx.Client(
             timeout=httpx.Timeout(timeout, connect=10.0)
@@ -71,25 +86,77 @@ class StoreClient:
         """The full URL of an API path such as ``blobs/<digest>``."""
         return f"{self.base_url}/{path.lstrip('/')}"
 
-    def _request(self, method: str, path: str, what: str = "", **kwargs: Any) -> httpx.Response:
+    def _again(self, err: UnavailableError, tries: int) -> bool:
+        """After failed try number ``tries``: wait and say True, or False when no tries
+        are left."""
+        if tries > len(self.retry_delays):
+            return False
+        wait = self.retry_delays[tries - 1] * random.uniform(0.8, 1.2)
+        log.warning("%s; trying again in %.1f s", err, wait)
+        self.retries += 1
+        time.sleep(wait)
+        return True
+
+    def _request(
+        self, method: str, path: str, what: str = "", *,
+        body: Callable[[], Any] | None = None, retried: list[bool] | None = None, **kwargs: Any,
+    ) -> httpx.Response:
+        """One request, sent again after ``retry_delays`` while the store is unavailable.
+        ``body`` makes the content afresh for each try; ``retried`` gets True appended
+        when a try was repeated."""
         headers = {**self._headers, **kwargs.pop("headers", {})}
-        try:
-            response = self.http.request(method, self.url(path), headers=headers, **kwargs)
-        except httpx.TransportError as err:
-            raise UnavailableError(f"the store at {self.base_url} did not answer: {err}") from None
-        raise_for_response(response, what)
-        return response
+        tries = 0
+        while True:
+            tries += 1
+            if body is not None:
+                kwargs["content"] = body()
+            try:
+                try:
+                    response = self.http.request(method, self.url(path), headers=headers, **kwargs)
+                except httpx.TransportError as err:
+                    raise UnavailableError(
+                        f"the store at {self.base_url} did not answer: {err}") from None
+                raise_for_response(response, what)
+                return response
+            except UnavailableError as err:
+                if not self._again(err, tries):
+                    raise
+                if retried is not None:
+                    retried.append(True)
 
     @contextlib.contextmanager
     def _stream(self, path: str, what: str, headers: dict[str, str] | None = None) -> Iterator[httpx.Response]:
-        try:
-            with self.http.stream("GET", self.url(path), headers={**self._headers, **(headers or {})}) as response:
+        """A streamed GET; tried again while the store is unavailable, until its answer
+        starts."""
+        tries = 0
+        while True:
+            tries += 1
+            stack = contextlib.ExitStack()
+            try:
+                try:
+                    response = stack.enter_context(self.http.stream(
+                        "GET", self.url(path), headers={**self._headers, **(headers or {})}))
+                except httpx.TransportError as err:
+                    raise UnavailableError(
+                        f"the store at {self.base_url} did not answer: {err}") from None
                 if response.status_code >= 400:
                     response.read()
                     raise_for_response(response, what)
+            except UnavailableError as err:
+                stack.close()
+                if not self._again(err, tries):
+                    raise
+                continue
+            except BaseException:
+                stack.close()
+                raise
+            break
+        with stack:
+            try:
                 yield response
-        except httpx.TransportError as err:
-            raise UnavailableError(f"the store at {self.base_url} did not answer: {err}") from None
+            except httpx.TransportError as err:
+                raise UnavailableError(
+                    f"the store at {self.base_url} did not answer: {err}") from None
 
     # -- blobs -------------------------------------------------------------------------
 
@@ -116,7 +183,7 @@ class StoreClient:
             return digest, size
         self._request(
             "PUT", f"blobs/{digest}", f"uploading {path.name}",
-            content=_chunks(path),
+            body=lambda: _chunks(path),
             headers={"content-type": "application/octet-stream", "content-length": str(size)},
         )  # fmt: skip
         return digest, size
@@ -176,7 +243,16 @@ class StoreClient:
         }  # fmt: skip
         if retention_days is not None:
             body["retention_days"] = retention_days
-        response = self._request("POST", "artifacts", f"artifact {name!r}", json=body)
+        retried: list[bool] = []
+        try:
+            response = self._request("POST", "artifacts", f"artifact {name!r}", json=body,
+                                     retried=retried)
+        except ConflictError:
+            # A try whose answer was lost may have recorded it: that is no duplicate.
+            found = self.get_artifact(pipeline_id, name) if retried else None
+            if found is None or found.digest != digest or found.size != size:
+                raise
+            return found
         return ArtifactOut.model_validate(response.json())
 
     def list_artifacts(self, pipeline_id: int) -> list[ArtifactOut]:
@@ -253,7 +329,7 @@ class StoreClient:
         size = Path(path).stat().st_size
         response = self._request(
             "PUT", f"logs/{job_id}", f"log of job {job_id}",
-            content=_chunks(Path(path)),
+            body=lambda: _chunks(Path(path)),
             headers={"content-type": "text/plain; charset=utf-8", "content-length": str(size)},
         )  # fmt: skip
         return LogOut.model_validate(response.json())

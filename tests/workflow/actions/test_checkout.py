@@ -10,6 +10,8 @@ import pytest
 
 from shipyard.errors import ActionError
 from shipyard.workflow._runtime import CheckoutSource
+from shipyard.workflow.actions import _checkout
+from tests.helpers.githttp import serve_git
 from tests.helpers.gitrepo import git
 from tests.workflow.actions._host import Host
 
@@ -223,8 +225,42 @@ class TestCheckout:
         host.uses("actions/checkout", ssh_key="KEY")
         assert any("ssh-key is not used" in w for w in host.warnings())
 
-    def test_token_is_masked_and_removed_in_the_post_step(self, make_host: Callable[..., Host], origin: Path) -> None:
+    def test_a_server_briefly_unavailable_is_tried_again(
+        self, make_host: Callable[..., Host], origin: Path, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch,
+    ) -> None:
+        """HTTP 502s (a git service restarting) are waited out, each wait in the log."""
+        monkeypatch.setattr(_checkout, "RETRY_DELAYS", (0.05, 0.05, 0.05, 0.05))
+        root = tmp_path / "served"
+        root.mkdir()
+        git(tmp_path, "clone", "-q", "--bare", str(origin), str(root / "origin.git"))
+        with serve_git(root) as server:
+            src = source(origin)
+            url = f"{server.url}/origin.git"
+            server.failing[:] = [502, 503]  # the ref listing, then the fetch's first try
+            host = make_host(source=CheckoutSource(url, src.sha, src.ref))
+            host.uses("actions/checkout", ref="main")
+            assert (host.workspace / "file.txt").read_text() == "v3\n"
+            waits = [line for line in host.lines if line.startswith("Waiting ")]
+            assert len(waits) == 2 and "returned error: 502" in "\n".join(host.lines)
+            # What the server refuses for good fails at once, without waits.
+            server.failing[:] = [404]
+            host = make_host(source=CheckoutSource(url, src.sha, src.ref))
+            with pytest.raises(ActionError, match="not found"):
+                host.uses("actions/checkout", ref="main")
+            assert not [line for line in host.lines if line.startswith("Waiting ")]
+            # A server that stays down fails after the last try.
+            server.failing[:] = [502] * 10
+            host = make_host(source=CheckoutSource(url, src.sha, src.ref))
+            with pytest.raises(ActionError, match="returned error: 502"):
+                host.uses("actions/checkout", ref="main")
+            assert len([line for line in host.lines if line.startswith("Waiting ")]) == 4
+
+    def test_token_is_masked_and_removed_in_the_post_step(
+        self, make_host: Callable[..., Host], origin: Path, monkeypatch: pytest.MonkeyPatch,
+    ) -> None:
         """An HTTP token is masked, persisted in .git/config and removed at job end."""
+        monkeypatch.setattr(_checkout, "RETRY_DELAYS", (0.01,))  # the server is never there
         src = source(origin)
         host = make_host(source=CheckoutSource(src.url, src.sha, src.ref, token="s3cret"))
         host.uses("actions/checkout")

@@ -12,15 +12,23 @@ job's own user, noted in the log when set to false) and ``ssh-*`` (a warning say
 key is unused: the source is fetched with git's own settings). ``filter`` is passed to
 ``git fetch``. ``submodules`` runs ``git submodule update`` (local URLs allowed);
 ``lfs: true`` needs git-lfs on the runner and fails clearly without it.
+
+Git's network commands (``ls-remote``, ``fetch``, submodule and LFS fetches) that fail
+the way a briefly unreachable server makes them fail (a refused or reset connection, an
+HTTP 5xx, a hang-up) are tried again after 1, 2, 4 and 8 seconds, each wait said in the
+log, as GitHub's checkout does: a git service restarting under a busy pipeline costs its
+jobs a few seconds, not a failure. A refusal (401, 403, 404, a missing ref) fails at once.
 """
 
 from __future__ import annotations
 
 import base64
 import os
+import random
 import re
 import shutil
 import subprocess
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,6 +46,16 @@ from shipyard.workflow.actions._base import (
 __all__ = ["Checkout"]
 
 _SHA = re.compile(r"[0-9a-fA-F]{40}|[0-9a-fA-F]{64}")
+# Seconds to wait before each new try of a network command that failed as a briefly
+# unreachable server makes it fail.
+RETRY_DELAYS = (1.0, 2.0, 4.0, 8.0)
+_TRANSIENT = re.compile(
+    r"returned error: 5\d\d|could not resolve host|failed to connect|connection refused"
+    r"|connection reset|connection timed out|operation timed out|timed out after"
+    r"|rpc failed|remote end hung up|early eof|unexpected disconnect|empty reply from server"
+    r"|recv failure|send failure|transfer closed|couldn't connect",
+    re.I,
+)
 _SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 
 
@@ -95,14 +113,25 @@ class _Git:
         }
 
     def run(
-        self, *args: str, check: bool = True, quiet: bool = False
+        self, *args: str, check: bool = True, quiet: bool = False, network: bool = False
     ) -> subprocess.CompletedProcess[str]:
+        """Run git; ``network``: try again, after a wait, when the server seemed briefly
+        unreachable (see the module's docstring)."""
         argv = ["git", *(a for c in self.config for a in ("-c", c)), *args]
         if not quiet:
             self.host.log("[command]git " + " ".join(args))
-        proc = subprocess.run(
-            argv, cwd=self.cwd, env=self.env, capture_output=True, text=True, check=False
-        )
+        delays = list(RETRY_DELAYS) if network else []
+        while True:
+            proc = subprocess.run(
+                argv, cwd=self.cwd, env=self.env, capture_output=True, text=True, check=False
+            )
+            if proc.returncode == 0 or not delays or not _TRANSIENT.search(proc.stderr):
+                break
+            wait = delays.pop(0) * random.uniform(0.8, 1.2)
+            last = proc.stderr.strip().splitlines()
+            self.host.log(f"git {args[0]} failed: {last[-1] if last else proc.returncode}")
+            self.host.log(f"Waiting {wait:.1f} seconds before trying again")
+            time.sleep(wait)
         if not quiet:
             for line in (proc.stdout + proc.stderr).splitlines():
                 self.host.log(line)
@@ -180,7 +209,7 @@ class Checkout:
             self._submodules(git, submodules == "recursive", depth)
         if lfs:
             git.run("lfs", "install", "--local")
-            git.run("lfs", "fetch", "origin", target.sha)
+            git.run("lfs", "fetch", "origin", target.sha, network=True)
             git.run("lfs", "checkout")
         host.set_output("ref", inputs.get("ref", "").strip() or target.ref)
         host.set_output("commit", target.sha)
@@ -249,7 +278,9 @@ class Checkout:
             candidates = ["HEAD"]
         else:
             candidates = [f"refs/heads/{ref}", f"refs/tags/{ref}"]
-        proc = git.run("ls-remote", "--symref", url, *candidates, check=False, quiet=True)
+        proc = git.run(
+            "ls-remote", "--symref", url, *candidates, check=False, quiet=True, network=True
+        )
         if proc.returncode != 0:
             raise ActionError(
                 f"repository {shown!r} is not reachable at {url}: {proc.stderr.strip()}"
@@ -359,10 +390,11 @@ class Checkout:
                 git.run(
                     "fetch", *options, "--tags", "origin",
                     "+refs/heads/*:refs/remotes/origin/*", "+refs/tags/*:refs/tags/*",
+                    network=True,
                 )  # fmt: skip
             have = git.run("cat-file", "-e", f"{target.sha}^{{commit}}", check=False, quiet=True)
             if have.returncode != 0:
-                git.run("fetch", *options, "origin", wanted)
+                git.run("fetch", *options, "origin", wanted, network=True)
             elif local_ref:
                 git.run("update-ref", local_ref, target.sha, quiet=True)
             return
@@ -370,7 +402,7 @@ class Checkout:
         if fetch_tags:
             specs.append("+refs/tags/*:refs/tags/*")
         tags = [] if fetch_tags else ["--no-tags"]
-        git.run("fetch", *options, *tags, f"--depth={depth}", "origin", *specs)
+        git.run("fetch", *options, *tags, f"--depth={depth}", "origin", *specs, network=True)
 
     @staticmethod
     def _checkout(git: _Git, target: _Target) -> None:
@@ -388,7 +420,7 @@ class Checkout:
         rec = ["--recursive"] if recursive else []
         sub.run("submodule", "sync", *rec)
         deep = [f"--depth={depth}"] if depth > 0 else []
-        sub.run("submodule", "update", "--init", "--force", *deep, *rec)
+        sub.run("submodule", "update", "--init", "--force", *deep, *rec, network=True)
 
     @staticmethod
     def _forget_credentials(host: StepHost, repo_dir: Path) -> None:
