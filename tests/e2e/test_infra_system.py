@@ -265,7 +265,7 @@ def test_demo_stack_is_applied_changed_repaired_after_a_kill_and_destroyed(tmp_p
 
         haproxy = infra.state("front")["attributes"]["pid"]
         destroyed = infra("destroy", "--yes")
-        assert "Apply complete: 0 added, 0 changed, 0 replaced, 6 destroyed" in destroyed
+        assert "Destroy complete: 6 destroyed in " in destroyed
         assert exists(admin_url, database, role) == (False, False)
         assert infra("state", "list") == ""
         assert infra.outputs() == {}

@@ -141,9 +141,18 @@ def test_destroy(nulls: Path) -> None:
     destroyed = infra(nulls, "destroy", "--yes")
     assert destroyed.returncode == 0, destroyed.stderr
     assert "first: destroying..." in destroyed.stdout
-    assert "Apply complete: 0 added, 0 changed, 0 replaced, 3 destroyed" in destroyed.stdout
+    assert "Destroy complete: 3 destroyed in " in destroyed.stdout
     assert infra(nulls, "state", "list").stdout == ""
     assert infra(nulls, "output", "--json").stdout.strip() == "{}"
+
+
+def test_a_saved_destroy_plan_applied_says_destroy(nulls: Path) -> None:
+    assert infra(nulls, "apply", "--yes").returncode == 0
+    assert infra(nulls, "plan", "--destroy", "-out", "gone.plan").returncode == 2
+    applied = infra(nulls, "apply", "gone.plan")
+    assert applied.returncode == 0, applied.stderr
+    assert "Destroy complete: 3 destroyed in " in applied.stdout
+    assert "Outputs:" not in applied.stdout
 
 
 FOLDER = """\

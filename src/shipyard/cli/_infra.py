@@ -209,8 +209,8 @@ def _run_apply(engine: Engine, *, plan_file: Path | None, targets: list[str], de
             result = op.apply(the_plan, reporter=printer, parallelism=parallelism)
         finally:
             printer.close()
-    _out(render_apply(result, paint))
-    if result.outputs and not destroy:
+    _out(render_apply(result, paint, destroy=the_plan.destroy))
+    if result.outputs and not the_plan.destroy:
         _out("\nOutputs:\n" + render_outputs(result.outputs, paint))
     if not result.ok:
         raise typer.Exit(130 if result.interrupted else 1)

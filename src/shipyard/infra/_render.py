@@ -276,8 +276,9 @@ def render_entry(entry: ResourceState) -> str:
     return "\n".join(lines) + "\n"
 
 
-def render_apply(result: ApplyResult, paint: Painter) -> str:
-    """The summary after an apply or destroy."""
+def render_apply(result: ApplyResult, paint: Painter, *, destroy: bool = False) -> str:
+    """The summary after an apply, or (``destroy``) after a destroy: "Destroy complete:
+    6 destroyed in 0.31s." when it had nothing else to do."""
     lines: list[str] = []
     if result.failures or result.skipped:
         lines.append("")
@@ -286,18 +287,22 @@ def render_apply(result: ApplyResult, paint: Painter) -> str:
     skipped = [a for a, _ in result.skipped]
     if skipped:
         lines.append(paint("not attempted", "yellow") + f" ({len(skipped)}): " + _short(skipped))
-    counts = (f"{result.added} added, {result.changed} changed, {result.replaced} replaced,"
-              f" {result.destroyed} destroyed")
+    word = "Destroy" if destroy else "Apply"
+    if destroy and not (result.added or result.changed or result.replaced):
+        counts = f"{result.destroyed} destroyed"
+    else:
+        counts = (f"{result.added} added, {result.changed} changed, {result.replaced} replaced,"
+                  f" {result.destroyed} destroyed")
     if result.refreshed:
         counts += f", {result.refreshed} changed outside of Shipyard recorded"
     counts += f" in {result.seconds:.2f}s"
     if result.interrupted:
-        lines.append(paint("Apply interrupted: ", "yellow") + counts + ".")
+        lines.append(paint(f"{word} interrupted: ", "yellow") + counts + ".")
     elif result.failures or result.skipped:
         n = len(result.failures)
-        lines.append(paint(f"Apply failed ({n} error{'s' if n != 1 else ''}): ", "red") + counts + ".")
+        lines.append(paint(f"{word} failed ({n} error{'s' if n != 1 else ''}): ", "red") + counts + ".")
     else:
-        lines.append(paint("Apply complete: ", "green") + counts + ".")
+        lines.append(paint(f"{word} complete: ", "green") + counts + ".")
     return "\n".join(lines) + "\n"
 
 
