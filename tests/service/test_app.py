@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import json
 from collections.abc import Iterator
 
 import httpx
@@ -99,6 +100,21 @@ class TestErrors:
         r = httpx.post(f"{url}/items", content=b"{not json",
                        headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"})
         assert r.status_code == 422 and "error" in r.json()
+
+    def test_the_openapi_document_describes_the_422_that_is_sent(
+        self, served: tuple[str, str]
+    ) -> None:
+        """Not FastAPI's default ``{"detail": [...]}``: the ``{"error": ...}`` body."""
+        url, token = served
+        doc = httpx.get(f"{url}/openapi.json").json()
+        assert "HTTPValidationError" not in json.dumps(doc)
+        invalid = doc["paths"]["/items"]["post"]["responses"]["422"]
+        ref = invalid["content"]["application/json"]["schema"]["$ref"]
+        schema = doc["components"]["schemas"][ref.rsplit("/", 1)[1]]
+        assert schema["required"] == ["error"]
+        sent = httpx.post(f"{url}/items", json={"count": 1},
+                          headers={"Authorization": f"Bearer {token}"}).json()
+        assert set(sent) <= set(schema["properties"]) and isinstance(sent["error"], str)
 
     def test_bad_path_parameter_is_422(self, served: tuple[str, str]) -> None:
         r = httpx.get(f"{served[0]}/missing/abc")

@@ -224,6 +224,46 @@ def _install_error_handlers(app: FastAPI) -> None:
         return JSONResponse(error_body("internal error; see the service log"), status_code=500)
 
 
+_ERROR_SCHEMA = {
+    "title": "Error",
+    "type": "object",
+    "required": ["error"],
+    "properties": {
+        "error": {"type": "string", "description": "What is wrong, in words"},
+        "errors": {"type": "array", "items": {"type": "string"},
+                   "description": "Each problem, when there were several"},
+    },
+}
+
+
+def _document_errors(app: FastAPI) -> None:
+    """Make the OpenAPI document say what a 422 really carries (``{"error": ...}``, as
+    every error does) instead of FastAPI's default ``{"detail": [...]}``."""
+    from fastapi.openapi.utils import get_openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is not None:
+            return app.openapi_schema
+        doc = get_openapi(title=app.title, version=app.version, description=app.description,
+                          routes=app.routes)
+        schemas = doc.setdefault("components", {}).setdefault("schemas", {})
+        schemas.pop("HTTPValidationError", None)
+        schemas.pop("ValidationError", None)
+        schemas["Error"] = _ERROR_SCHEMA
+        for operations in doc.get("paths", {}).values():
+            for operation in operations.values():
+                invalid = operation.get("responses", {}).get("422")
+                if invalid is not None:
+                    invalid["description"] = "The request is not valid: the message says why"
+                    invalid["content"] = {
+                        "application/json": {"schema": {"$ref": "#/components/schemas/Error"}}
+                    }
+        app.openapi_schema = doc
+        return doc
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
 def create_app(
     state: ServiceState,
     *,
@@ -274,6 +314,7 @@ def create_app(
     async def metrics() -> Response:
         return Response(generate_latest(state.metrics), media_type=CONTENT_TYPE_LATEST)
 
+    _document_errors(app)
     app.add_middleware(
         _BodyLimit,
         default=state.settings.max_json_body,
