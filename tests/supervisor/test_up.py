@@ -141,6 +141,22 @@ class TestSupervision:
         assert up.pid("gateway") != old
 
 
+    def test_requests_wait_for_a_restarting_service_instead_of_being_refused(self, up: Up):
+        """up holds each service's listening socket: while the gateway is dead and
+        restarting, a request waits in the backlog and is answered by the new one."""
+        old = up.pid("gateway")
+        mark = len(up.lines)
+        os.kill(old, signal.SIGKILL)
+        deadline = time.monotonic() + 30
+        while not any("gateway exited with" in line for line in up.lines[mark:]):
+            assert time.monotonic() < deadline, "the gateway's death was not noticed"
+            time.sleep(0.01)
+        assert not any("restarted gateway" in line for line in up.lines[mark:])
+        r = httpx.get(up.url + "/healthz", timeout=30)  # sent while nothing serves the port
+        assert r.status_code == 200
+        assert up.pid("gateway") != old
+
+
 def _healthy(url: str) -> bool:
     try:
         return httpx.get(url + "/healthz", timeout=2).status_code == 200

@@ -21,11 +21,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--port", type=int, default=None)
     parser.add_argument("--host", default=None)
     parser.add_argument("--config", type=Path, default=None)
+    parser.add_argument("--fd", type=int, default=None,
+                        help="Serve on this inherited listening socket (--port, --host then "
+                             "only say where it listens).")
     args = parser.parse_args(argv)
     try:
         settings = load_settings(config_file=args.config)
         serve(args.service, settings, host=args.host or settings.host,
-              port=settings.port if args.port is None else args.port)
+              port=settings.port if args.port is None else args.port, fd=args.fd)
     except ShipyardError as err:
         print(f"error: {err}", file=sys.stderr)
         return 1

@@ -16,6 +16,7 @@ from __future__ import annotations
 import importlib.util
 import re
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -122,7 +123,16 @@ class Database:
             return None
         return str(rows[0][0]) if len(rows) == 1 else None
 
-    def dispose(self) -> None:
+    def dispose(self, wait: float = 2.0) -> None:
+        """Close the pool's connections, once those in use (a query of a worker thread
+        still running at shutdown) are given back, or after ``wait`` seconds: a connection
+        handed back to a pool already closed would be left to the garbage collector."""
+        pool = self.engine.pool
+        checkedout = getattr(pool, "checkedout", None)
+        if checkedout is not None:
+            deadline = time.monotonic() + wait
+            while checkedout() and time.monotonic() < deadline:
+                time.sleep(0.01)
         self.engine.dispose()
 
 

@@ -28,8 +28,14 @@ def build_app(service: str, settings: Settings) -> FastAPI:
     return module.create_app(settings)
 
 
-def serve(service: str, settings: Settings, *, host: str, port: int) -> None:
-    """Serve ``service`` until SIGINT/SIGTERM, then finish in-flight requests and exit."""
+def serve(service: str, settings: Settings, *, host: str, port: int, fd: int | None = None) -> None:
+    """Serve ``service`` until SIGINT/SIGTERM, then finish in-flight requests and exit.
+
+    ``fd``: an inherited listening socket to serve on (``shipyard up`` holds each
+    service's socket across its restarts) instead of binding ``host:port``.
+    """
+    import socket
+
     import uvicorn
 
     logging.basicConfig(
@@ -53,7 +59,8 @@ def serve(service: str, settings: Settings, *, host: str, port: int) -> None:
     # installed. These make that re-raise a clean exit 0 instead of death by signal.
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, _exit_cleanly)
-    uvicorn.Server(config).run()
+    sockets = None if fd is None else [socket.socket(fileno=fd)]
+    uvicorn.Server(config).run(sockets=sockets)
 
 
 def _migrate_in_child(service: str, settings: Settings) -> None:

@@ -113,6 +113,7 @@ class ChildSpec:
     argv: Sequence[str]
     env: dict[str, str]
     health_url: str | None = None  # services answer /healthz; runners have none
+    pass_fds: tuple[int, ...] = ()  # inherited as they are (a service's listening socket)
 
 
 @dataclass
@@ -150,6 +151,7 @@ class Child:
             stderr=subprocess.STDOUT,
             process_group=0,
             preexec_fn=_die_with_parent(os.getpid()),
+            pass_fds=self.spec.pass_fds,
         )
         self.started_at = time.monotonic()
         self.restart_at = None

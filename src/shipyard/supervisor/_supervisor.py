@@ -86,24 +86,27 @@ class ReadyInfo:
     runners: int
 
 
-def _free_port(host: str = "127.0.0.1") -> int:
-    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as sock:
-        sock.bind((host, 0))
-        port: int = sock.getsockname()[1]
-        return port
+def _listen(host: str, port: int = 0) -> socket.socket:
+    """A listening socket on ``host:port`` (0: any free port), for a service to inherit.
 
-
-def _check_port_free(host: str, port: int) -> None:
+    ``up`` holds every service's socket for as long as it runs and hands it to each
+    start of the service (``--fd``): no other program can take a service's port between
+    choosing it and the service binding it, and while a service restarts, connections
+    wait in the socket's backlog instead of being refused.
+    """
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    with socket.socket(family) as sock:
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind((host, port))
-        except OSError as err:
-            raise ConfigError(
-                f"cannot listen on {host}:{port}: {err.strerror or err}; "
-                "stop what uses it or choose another port with --port"
-            ) from None
+        sock.bind((host, port))
+        sock.listen(2048)
+    except OSError as err:
+        sock.close()
+        raise ConfigError(
+            f"cannot listen on {host or '0.0.0.0'}:{port}: {err.strerror or err}; "
+            "stop what uses it or choose another port with --port"
+        ) from None
+    return sock
 
 
 def _url_host(host: str) -> str:
@@ -151,6 +154,7 @@ class Supervisor:
         self.gateway_port = 0
         self.local_url = ""
         self.service_ports: dict[str, int] = {}
+        self.listeners: dict[str, socket.socket] = {}  # each service's, see _listen
         self._signals_at_stop = 0
 
     # ---- output ---------------------------------------------------------------------
@@ -193,6 +197,8 @@ class Supervisor:
                 child.log.close()
             if self._own_log is not None:
                 self._own_log.close()
+            for sock in self.listeners.values():
+                sock.close()
             self.lock.release()
 
     def _run(self, started: float) -> int:
@@ -202,8 +208,8 @@ class Supervisor:
         token_file = self.data_dir / "admin.token"
         admin_token, token_is_new = ensure_admin_token(token_file, self._signer)
         host = self.settings.host
-        self.gateway_port = self.settings.port or _free_port(host if host not in ("", "0.0.0.0") else "127.0.0.1")
-        _check_port_free(host, self.gateway_port)
+        self.listeners["gateway"] = _listen(host, self.settings.port)
+        self.gateway_port = self.listeners["gateway"].getsockname()[1]
         self.local_url = f"http://{_url_host(host)}:{self.gateway_port}"
         public_url = self.settings.public_url or self.local_url
 
@@ -257,8 +263,10 @@ class Supervisor:
         return env
 
     def _make_services(self, public_url: str) -> None:
-        ports = {name: _free_port() for name in SERVICES if name != "gateway"}
-        ports["gateway"] = self.gateway_port
+        for name in SERVICES:
+            if name not in self.listeners:
+                self.listeners[name] = _listen("127.0.0.1")
+        ports = {name: sock.getsockname()[1] for name, sock in self.listeners.items()}
         self.service_ports = ports
         env = self._base_env()
         for name, value in self.settings.model_dump(mode="json").items():
@@ -273,9 +281,11 @@ class Supervisor:
             host = self.settings.host if name == "gateway" else "127.0.0.1"
             url_host = _url_host(host)
             # Not ``shipyard serve``: this entry point leaves the CLI's modules unloaded.
+            fd = self.listeners[name].fileno()
             argv = [sys.executable, "-m", "shipyard.service", name, "--port", str(ports[name]),
-                    "--host", host]
-            spec = ChildSpec(name, argv, env, health_url=f"http://{url_host}:{ports[name]}/healthz")
+                    "--host", host, "--fd", str(fd)]
+            spec = ChildSpec(name, argv, env, health_url=f"http://{url_host}:{ports[name]}/healthz",
+                             pass_fds=(fd,))
             self.services[name] = self._child(spec)
 
     def _make_runners(self) -> None:
