@@ -226,11 +226,10 @@ class TestCheckout:
         assert any("ssh-key is not used" in w for w in host.warnings())
 
     def test_a_server_briefly_unavailable_is_tried_again(
-        self, make_host: Callable[..., Host], origin: Path, tmp_path: Path,
-        monkeypatch: pytest.MonkeyPatch,
+        self, make_host: Callable[..., Host], origin: Path, tmp_path: Path
     ) -> None:
-        """HTTP 502s (a git service restarting) are waited out, each wait in the log."""
-        monkeypatch.setattr(_checkout, "RETRY_DELAYS", (0.05, 0.05, 0.05, 0.05))
+        """HTTP 502s (a git service restarting) are waited out, each wait in the log; a
+        refusal fails at once; a server that stays down fails after the last wait."""
         root = tmp_path / "served"
         root.mkdir()
         git(tmp_path, "clone", "-q", "--bare", str(origin), str(root / "origin.git"))
@@ -249,26 +248,30 @@ class TestCheckout:
             with pytest.raises(ActionError, match="not found"):
                 host.uses("actions/checkout", ref="main")
             assert not [line for line in host.lines if line.startswith("Waiting ")]
-            # A server that stays down fails after the last try.
+            # A server that stays down fails after the last try (about 15 s of waits).
             server.failing[:] = [502] * 10
             host = make_host(source=CheckoutSource(url, src.sha, src.ref))
+            started = time.monotonic()
             with pytest.raises(ActionError, match="returned error: 502"):
                 host.uses("actions/checkout", ref="main")
-            assert len([line for line in host.lines if line.startswith("Waiting ")]) == 4
+            waits = [line for line in host.lines if line.startswith("Waiting ")]
+            assert len(waits) == len(_checkout.RETRY_DELAYS) == 4
+            assert time.monotonic() - started >= 0.8 * sum(_checkout.RETRY_DELAYS)
 
     def test_token_is_masked_and_removed_in_the_post_step(
-        self, make_host: Callable[..., Host], origin: Path, monkeypatch: pytest.MonkeyPatch,
+        self, make_host: Callable[..., Host], origin: Path, tmp_path: Path
     ) -> None:
         """An HTTP token is masked, persisted in .git/config and removed at job end."""
-        monkeypatch.setattr(_checkout, "RETRY_DELAYS", (0.01,))  # the server is never there
         src = source(origin)
         host = make_host(source=CheckoutSource(src.url, src.sha, src.ref, token="s3cret"))
         host.uses("actions/checkout")
         assert "s3cret" in host.masks
         assert not host.posts  # not an HTTP URL: nothing persisted
-        host2 = make_host(source=CheckoutSource("http://127.0.0.1:9/x.git", src.sha, src.ref, token="t0k"))
-        with pytest.raises(ActionError):
-            host2.uses("actions/checkout")
+        with serve_git(tmp_path) as server:  # no such repository there: refused at once
+            host2 = make_host(source=CheckoutSource(f"{server.url}/x.git", src.sha, src.ref,
+                                                    token="t0k"))
+            with pytest.raises(ActionError):
+                host2.uses("actions/checkout")
         assert "t0k" in host2.masks
         assert not any("t0k" in line for line in host2.lines)
 
