@@ -170,7 +170,7 @@ def settle(value: Any) -> Any:
     return value
 
 
-def evaluate_template(template: Template, ctx: EvalContext) -> Any:
+def evaluate_template(template: Template | Expression, ctx: EvalContext) -> Any:
     """The value of ``template``: UNKNOWN if it read an unknown value.
 
     An evaluation error caused by reading an unknown value (``fromJSON`` of an unknown
@@ -269,15 +269,6 @@ def equal(a: Any, b: Any) -> bool:
 
 
 def evaluate_expression(expression: Expression, ctx: EvalContext) -> Any:
-    """The value of a bare expression (a validation condition): UNKNOWN if it read one."""
-    hits = _HITS
-    before = hits.count
-    try:
-        value = expression.evaluate(ctx)
-    except EvaluationError:
-        if hits.count != before:
-            return UNKNOWN
-        raise
-    if hits.count != before:
-        return UNKNOWN
-    return settle(value)
+    """The value of a bare expression (a validation condition): UNKNOWN if it read one
+    (see :func:`evaluate_template`, which evaluates either alike)."""
+    return evaluate_template(expression, ctx)

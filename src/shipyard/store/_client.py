@@ -97,73 +97,50 @@ class StoreClient:
         time.sleep(wait)
         return True
 
-    def _request(
-        self, method: str, path: str, what: str = "", *,
-        body: Callable[[], Any] | None = None, retried: list[bool] | None = None, **kwargs: Any,
-    ) -> httpx.Response:
-        """One request, sent again after ``retry_delays`` while the store is unavailable.
-        ``body`` makes the content afresh for each try; ``retried`` gets True appended
-        when a try was repeated."""
+    def _send(self, method: str, path: str, what: str = "", *, stream: bool = False,
+              body: Callable[[], Any] | None = None, **kwargs: Any) -> httpx.Response:
+        """One request, sent again after ``retry_delays`` while the store is unavailable
+        (``body`` makes the content afresh for each try). ``stream``: the answer's body is
+        left unread (the caller closes the response)."""
         headers = {**self._headers, **kwargs.pop("headers", {})}
         tries = 0
         while True:
             tries += 1
             if body is not None:
                 kwargs["content"] = body()
+            request = self.http.build_request(method, self.url(path), headers=headers, **kwargs)
             try:
                 try:
-                    response = self.http.request(method, self.url(path), headers=headers, **kwargs)
-                except httpx.TransportError as err:
-                    raise UnavailableError(
-                        f"the store at {self.base_url} did not answer: {err}") from None
-                raise_for_response(response, what)
-                return response
-            except UnavailableError as err:
-                if not self._again(err, tries):
-                    raise
-                if retried is not None:
-                    retried.append(True)
-
-    @contextlib.contextmanager
-    def _stream(self, path: str, what: str, headers: dict[str, str] | None = None) -> Iterator[httpx.Response]:
-        """A streamed GET; tried again while the store is unavailable, until its answer
-        starts."""
-        tries = 0
-        while True:
-            tries += 1
-            stack = contextlib.ExitStack()
-            try:
-                try:
-                    response = stack.enter_context(self.http.stream(
-                        "GET", self.url(path), headers={**self._headers, **(headers or {})}))
+                    response = self.http.send(request, stream=stream)
                 except httpx.TransportError as err:
                     raise UnavailableError(
                         f"the store at {self.base_url} did not answer: {err}") from None
                 if response.status_code >= 400:
                     response.read()
+                    response.close()
                     raise_for_response(response, what)
+                return response
             except UnavailableError as err:
-                stack.close()
                 if not self._again(err, tries):
                     raise
-                continue
-            except BaseException:
-                stack.close()
-                raise
-            break
-        with stack:
-            try:
-                yield response
-            except httpx.TransportError as err:
-                raise UnavailableError(
-                    f"the store at {self.base_url} did not answer: {err}") from None
+
+    @contextlib.contextmanager
+    def _stream(self, path: str, what: str, headers: dict[str, str] | None = None) -> Iterator[httpx.Response]:
+        """A streamed GET (tried again, like any request, until its answer starts)."""
+        response = self._send("GET", path, what, stream=True, headers=headers or {})
+        try:
+            yield response
+        except httpx.TransportError as err:
+            raise UnavailableError(f"the store at {self.base_url} did not answer: {err}") from None
+        finally:
+            response.close()
 
     # -- blobs -------------------------------------------------------------------------
 
     def blob_size(self, digest: str) -> int | None:
         """The size of a stored blob; None when the store does not have it."""
         try:
-            response = self._request("HEAD", f"blobs/{digest}", f"blob {digest}")
+            response = self._send("HEAD", f"blobs/{digest}", f"blob {digest}")
         except NotFoundError:
             return None
         return int(response.headers["content-length"])
@@ -181,7 +158,7 @@ class StoreClient:
             size = path.stat().st_size
         if not force and self.blob_size(digest) == size:
             return digest, size
-        self._request(
+        self._send(
             "PUT", f"blobs/{digest}", f"uploading {path.name}",
             body=lambda: _chunks(path),
             headers={"content-type": "application/octet-stream", "content-length": str(size)},
@@ -243,13 +220,12 @@ class StoreClient:
         }  # fmt: skip
         if retention_days is not None:
             body["retention_days"] = retention_days
-        retried: list[bool] = []
+        retries = self.retries
         try:
-            response = self._request("POST", "artifacts", f"artifact {name!r}", json=body,
-                                     retried=retried)
+            response = self._send("POST", "artifacts", f"artifact {name!r}", json=body)
         except ConflictError:
             # A try whose answer was lost may have recorded it: that is no duplicate.
-            found = self.get_artifact(pipeline_id, name) if retried else None
+            found = self.get_artifact(pipeline_id, name) if self.retries > retries else None
             if found is None or found.digest != digest or found.size != size:
                 raise
             return found
@@ -261,7 +237,7 @@ class StoreClient:
         after = 0
         while True:
             params: dict[str, Any] = {"pipeline_id": pipeline_id, "limit": _PAGE, "after": after}
-            page = self._request("GET", "artifacts", params=params).json()
+            page = self._send("GET", "artifacts", params=params).json()
             found.extend(ArtifactOut.model_validate(a) for a in page)
             if len(page) < _PAGE:
                 return found
@@ -270,7 +246,7 @@ class StoreClient:
     def get_artifact(self, pipeline_id: int, name: str) -> ArtifactOut | None:
         """Artifact ``name`` of a pipeline; None when there is none."""
         try:
-            response = self._request("GET", f"artifacts/{pipeline_id}/{_quote(name)}")
+            response = self._send("GET", f"artifacts/{pipeline_id}/{_quote(name)}")
         except NotFoundError:
             return None
         return ArtifactOut.model_validate(response.json())
@@ -278,7 +254,7 @@ class StoreClient:
     def delete_artifact(self, pipeline_id: int, name: str) -> bool:
         """Delete an artifact; false when there was none."""
         try:
-            self._request("DELETE", f"artifacts/{pipeline_id}/{_quote(name)}")
+            self._send("DELETE", f"artifacts/{pipeline_id}/{_quote(name)}")
         except NotFoundError:
             return False
         return True
@@ -290,7 +266,7 @@ class StoreClient:
     ) -> CacheEntryOut | None:
         """The entry to restore by GitHub's rule (marked used); None when none matches."""
         params = {"repo": repo, "key": key, "version": version, "restore_keys": list(restore_keys)}
-        response = self._request("GET", "caches/lookup", f"cache lookup of {key!r}", params=params)
+        response = self._send("GET", "caches/lookup", f"cache lookup of {key!r}", params=params)
         if response.status_code == 204:
             return None
         return CacheEntryOut.model_validate(response.json())
@@ -298,7 +274,7 @@ class StoreClient:
     def save_cache(self, repo: str, key: str, version: str, digest: str, size: int) -> CacheEntryOut:
         """Record an uploaded blob as a cache entry (:class:`ConflictError` when it exists)."""
         body = {"repo": repo, "key": key, "version": version, "digest": digest, "size": size}
-        response = self._request("POST", "caches", f"cache {key!r}", json=body)
+        response = self._send("POST", "caches", f"cache {key!r}", json=body)
         return CacheEntryOut.model_validate(response.json())
 
     def list_caches(self, repo: str | None = None) -> list[CacheEntryOut]:
@@ -308,7 +284,7 @@ class StoreClient:
         if repo is not None:
             params["repo"] = repo
         while True:
-            page = self._request("GET", "caches", params=params).json()
+            page = self._send("GET", "caches", params=params).json()
             found.extend(CacheEntryOut.model_validate(c) for c in page)
             if len(page) < _PAGE:
                 return found
@@ -317,7 +293,7 @@ class StoreClient:
     def delete_cache(self, entry_id: int) -> bool:
         """Delete a cache entry; false when there was none."""
         try:
-            self._request("DELETE", f"caches/{entry_id}")
+            self._send("DELETE", f"caches/{entry_id}")
         except NotFoundError:
             return False
         return True
@@ -327,7 +303,7 @@ class StoreClient:
     def put_log(self, job_id: int, path: Path) -> LogOut:
         """Store a job's whole log from a file (replacing an earlier one)."""
         size = Path(path).stat().st_size
-        response = self._request(
+        response = self._send(
             "PUT", f"logs/{job_id}", f"log of job {job_id}",
             body=lambda: _chunks(Path(path)),
             headers={"content-type": "text/plain; charset=utf-8", "content-length": str(size)},

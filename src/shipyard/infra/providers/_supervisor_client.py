@@ -14,7 +14,9 @@ import signal
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any, TypeVar
 
 from shipyard.errors import ProviderError
 from shipyard.infra.providers._supervisor_proc import (
@@ -31,8 +33,20 @@ __all__ = ["SupervisorClient"]
 _POLL = 0.03
 _START_TIMEOUT = 15.0
 _LOG_LINES = 20
+T = TypeVar("T")
 _locks_guard = threading.Lock()
 _locks: dict[Path, threading.Lock] = {}
+
+def _load(path: Path, parse: Callable[[dict[str, Any]], T]) -> T | None:
+    """A spec or status file, parsed; None when missing, damaged or of another shape."""
+    data = read_json(path)
+    if not isinstance(data, dict):
+        return None
+    try:
+        return parse(data)
+    except (TypeError, KeyError, ValueError):
+        return None
+
 
 # The supervisor gets a plain environment: it needs none of the applying user's secrets
 # (the replicas get their own, see ServiceSpec.base_env).
@@ -127,22 +141,10 @@ class SupervisorClient:
         return True
 
     def spec(self, service: str) -> ServiceSpec | None:
-        data = read_json(self.layout.spec(service))
-        if not isinstance(data, dict):
-            return None
-        try:
-            return ServiceSpec.from_json(data)
-        except (TypeError, KeyError, ValueError):
-            return None
+        return _load(self.layout.spec(service), ServiceSpec.from_json)
 
     def status(self, service: str) -> ServiceStatus | None:
-        data = read_json(self.layout.status(service))
-        if not isinstance(data, dict):
-            return None
-        try:
-            return ServiceStatus.from_json(data)
-        except (TypeError, KeyError, ValueError):
-            return None
+        return _load(self.layout.status(service), ServiceStatus.from_json)
 
     def service_ids(self) -> list[str]:
         return sorted(p.stem for p in self.layout.services.glob("*.json"))
